@@ -1,0 +1,596 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Topics, subscriptions, names, privileges and argument checks; the
+ *	  administration functions.
+ *
+ * Privileges.  A topic belongs to the role that created it.  Its owner
+ * (and members of the owner role, and superusers) may do everything with
+ * it; other roles need a grant from the owner: 'send' on the topic, or
+ * 'receive' on one subscription (receive, ack, nack, reject, extend_lease,
+ * dead_letters, redrive).  Creating topics needs EXECUTE on create_topic,
+ * which PUBLIC does not have.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(txmq_create_topic);
+PG_FUNCTION_INFO_V1(txmq_create_subscription);
+PG_FUNCTION_INFO_V1(txmq_drop_topic);
+PG_FUNCTION_INFO_V1(txmq_drop_subscription);
+PG_FUNCTION_INFO_V1(txmq_purge);
+PG_FUNCTION_INFO_V1(txmq_grant);
+PG_FUNCTION_INFO_V1(txmq_revoke);
+PG_FUNCTION_INFO_V1(txmq_stats);
+
+#define MS_PER_DAY ((int64) 86400 * 1000)
+
+/* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
+#define STATS_HIDDEN_COLS 3
+#define STATS_QUERY_COLS 11
+#define STATS_COLS 18
+
+
+static const char *const privilege_names[] = {"send", "receive", "admin"};
+
+/* ---- argument checks ---- */
+
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: %s must not be null", what)));
+}
+
+/* Argument argno as a validated topic or subscription name. */
+char *
+txmq_arg_name(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	char	   *name;
+	size_t		len;
+
+	require_arg(fcinfo, argno, what);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	len = strlen(name);
+	if (len < 1 || len > TXMQ_NAME_MAXLEN ||
+		strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "0123456789_-.") != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("txmq: invalid %s name \"%s\"", what,
+						len > 60 ? "(too long)" : name),
+				 errhint("Names are 1 to %d characters: letters, digits, "
+						 "\"_\", \"-\" and \".\".", TXMQ_NAME_MAXLEN)));
+	return name;
+}
+
+/* An interval in milliseconds, which must lie within [min_ms, max_ms]. */
+int64
+txmq_interval_ms(const Interval *iv, const char *what, int64 min_ms,
+				 int64 max_ms)
+{
+	int64		ms;
+
+	/* months count as 30 days, as interval comparison does */
+	if (iv->month > 120 || iv->month < -120 ||
+		iv->day > 36500 || iv->day < -36500)
+		ms = iv->month < 0 || iv->day < 0 ? -1 : PG_INT64_MAX / 2;
+	else
+		ms = iv->time / 1000 +
+			((int64) iv->month * DAYS_PER_MONTH + iv->day) * MS_PER_DAY;
+	if (ms < min_ms || ms > max_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: %s is out of range", what),
+				 errdetail("It must be between " INT64_FORMAT " ms and "
+						   INT64_FORMAT " ms.", min_ms, max_ms)));
+	return ms;
+}
+
+/* Argument argno as an interval within bounds; NULL if the SQL value is. */
+Interval *
+txmq_arg_interval(FunctionCallInfo fcinfo, int argno, const char *what,
+				  int64 min_ms, int64 max_ms)
+{
+	Interval   *iv;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	txmq_interval_ms(iv, what, min_ms, max_ms);
+	return iv;
+}
+
+static int32
+arg_int_in(FunctionCallInfo fcinfo, int argno, const char *what,
+		   int32 min, int32 max)
+{
+	int32		v;
+
+	require_arg(fcinfo, argno, what);
+	v = PG_GETARG_INT32(argno);
+	if (v < min || v > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: %s must be between %d and %d", what, min, max)));
+	return v;
+}
+
+void
+txmq_check_payload(Jsonb *payload, const char *what, bool must_be_object)
+{
+	if (VARSIZE(payload) > (Size) txmq_max_payload_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("txmq: %s is too large (%zu bytes)", what,
+						(Size) VARSIZE(payload)),
+				 errhint("The limit is txmq.max_payload_bytes = %d.",
+						 txmq_max_payload_bytes)));
+	if (must_be_object && !JB_ROOT_IS_OBJECT(payload))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: %s must be a JSON object", what)));
+}
+
+/* ---- lookups and privileges ---- */
+
+static bool
+has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
+{
+	Oid			caller = txmq_caller();
+	Datum		args[3];
+	int			n;
+
+	if (has_privs_of_role(caller, topic->owner))
+		return true;
+	if (priv == TXMQ_ADMIN)
+		return false;
+	args[0] = Int32GetDatum(topic->topic_id);
+	args[1] = Int32GetDatum(priv == TXMQ_SEND ? 0 : sub_id);
+	args[2] = CStringGetTextDatum(privilege_names[priv]);
+	n = txmq_exec(PLAN_HAS_GRANT, args, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			grantee = DatumGetObjectId(txmq_col(i, 1, &isnull));
+
+		if (has_privs_of_role(caller, grantee))
+			return true;
+	}
+	return false;
+}
+
+static void
+deny(const char *what, const char *name, TxmqPrivilege priv)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("txmq: permission denied to %s %s \"%s\"",
+					privilege_names[priv], what, name),
+			 priv == TXMQ_ADMIN ?
+			 errhint("Only the topic's owner may do this.") :
+			 errhint("The topic's owner can allow it with txmq.grant().")));
+}
+
+static void
+no_such_topic(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("txmq: topic \"%s\" does not exist", name),
+			 errhint("Create it with txmq.create_topic() or txmq.create_queue().")));
+}
+
+static void
+fill_topic(TxmqTopic *topic, const char *name)
+{
+	bool		isnull;
+
+	topic->topic_id = DatumGetInt32(txmq_col(0, 1, &isnull));
+	topic->owner = DatumGetObjectId(txmq_col(0, 2, &isnull));
+	topic->notify = DatumGetBool(txmq_col(0, 3, &isnull));
+	strlcpy(topic->name, name, sizeof(topic->name));
+}
+
+/* Find a topic and check the caller's privilege; within txmq_begin. */
+void
+txmq_lookup_topic(const char *name, TxmqPrivilege priv, TxmqTopic *topic)
+{
+	Datum		arg = CStringGetTextDatum(name);
+
+	if (txmq_exec(PLAN_TOPIC_BY_NAME, &arg, NULL, 1) == 0)
+		no_such_topic(name);
+	fill_topic(topic, name);
+	if (!has_privilege(topic, 0, priv))
+		deny("topic", name, priv);
+}
+
+/* Find a subscription and check the caller's privilege; within txmq_begin. */
+void
+txmq_lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
+				TxmqSub *out)
+{
+	Datum		args[2];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(topic);
+	args[1] = CStringGetTextDatum(sub);
+	if (txmq_exec(PLAN_SUB_BY_NAME, args, NULL, 1) == 0)
+	{
+		TxmqTopic	t;
+
+		txmq_lookup_topic(topic, priv == TXMQ_SEND ? TXMQ_SEND : TXMQ_ADMIN,
+						  &t);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("txmq: subscription \"%s\" of topic \"%s\" does not exist",
+						sub, topic),
+				 errhint("Create it with txmq.create_subscription().")));
+	}
+	fill_topic(&out->topic, topic);
+	out->sub_id = DatumGetInt32(txmq_col(0, 4, &isnull));
+	out->max_deliveries = DatumGetInt32(txmq_col(0, 5, &isnull));
+	out->lease = *DatumGetIntervalP(txmq_col(0, 6, &isnull));
+	out->backoff_base = *DatumGetIntervalP(txmq_col(0, 7, &isnull));
+	out->backoff_max = *DatumGetIntervalP(txmq_col(0, 8, &isnull));
+	if (!has_privilege(&out->topic, out->sub_id, priv))
+		deny("subscription", sub, priv);
+}
+
+/* NOTIFY txmq_<topic> at commit, if the topic wants it. */
+void
+txmq_notify_topic(const TxmqTopic *topic)
+{
+	char		channel[NAMEDATALEN];
+
+	if (!topic->notify)
+		return;
+	snprintf(channel, sizeof(channel), "txmq_%s", topic->name);
+	Async_Notify(channel, NULL);
+}
+
+/* ---- administration ---- */
+
+/* Check function: (txmq.message) -> txmq.check_result, owner may run it. */
+static char *
+check_function_text(Oid fn, Oid owner)
+{
+	Oid			nsp = get_namespace_oid("txmq", false);
+	Oid			msgtype = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										  CStringGetDatum("message"),
+										  ObjectIdGetDatum(nsp));
+	Oid			restype = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										  CStringGetDatum("check_result"),
+										  ObjectIdGetDatum(nsp));
+	Oid		   *argtypes;
+	int			nargs;
+
+	if (get_func_signature(fn, &argtypes, &nargs) != restype ||
+		nargs != 1 || argtypes[0] != msgtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("txmq: check function %s has the wrong signature",
+						format_procedure(fn)),
+				 errhint("It must take (m txmq.message) and return txmq.check_result.")));
+	if (superuser_arg(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("txmq: a topic owned by a superuser cannot have a check function"),
+				 errdetail("Check functions run as the topic's owner, and txmq never runs user code as a superuser."),
+				 errhint("Create the topic as the application role that owns the check function, e.g. after SET ROLE.")));
+	if (pg_proc_aclcheck(fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("txmq: the topic owner may not execute check function %s",
+						format_procedure(fn))));
+	return format_procedure_qualified(fn);
+}
+
+Datum
+txmq_create_topic(PG_FUNCTION_ARGS)
+{
+	char	   *name = txmq_arg_name(fcinfo, 0, "topic");
+	Oid			owner = GetUserId();
+	Datum		args[8];
+	bool		nulls[8] = {0};
+	TxmqOwnerScope scope;
+	char	   *exhausted;
+
+	require_arg(fcinfo, 1, "notify");
+	require_arg(fcinfo, 3, "check_after");
+	require_arg(fcinfo, 4, "check_interval");
+	require_arg(fcinfo, 6, "on_checks_exhausted");
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(owner);
+	args[2] = PG_GETARG_DATUM(1);
+	nulls[3] = PG_ARGISNULL(2);
+	if (!nulls[3])
+		args[3] = CStringGetTextDatum(check_function_text(PG_GETARG_OID(2),
+														  owner));
+	args[4] = PointerGetDatum(txmq_arg_interval(fcinfo, 3, "check_after",
+												0, MS_PER_DAY));
+	args[5] = PointerGetDatum(txmq_arg_interval(fcinfo, 4, "check_interval",
+												10, MS_PER_DAY));
+	args[6] = Int32GetDatum(arg_int_in(fcinfo, 5, "max_checks", 1, 1000));
+	exhausted = text_to_cstring(PG_GETARG_TEXT_PP(6));
+	if (strcmp(exhausted, "rollback") != 0 &&
+		strcmp(exhausted, "dead_letter") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: on_checks_exhausted must be 'rollback' or 'dead_letter', not \"%s\"",
+						exhausted)));
+	args[7] = CStringGetTextDatum(exhausted);
+
+	txmq_begin(&scope, true);
+	if (txmq_exec(PLAN_INSERT_TOPIC, args, nulls, 0) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("txmq: topic \"%s\" already exists", name)));
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+Datum
+txmq_create_subscription(PG_FUNCTION_ARGS)
+{
+	char	   *topic_name = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *sub_name = txmq_arg_name(fcinfo, 1, "subscription");
+	TxmqTopic	topic;
+	Datum		args[6];
+	Interval   *base,
+			   *max;
+	TxmqOwnerScope scope;
+
+	args[2] = Int32GetDatum(arg_int_in(fcinfo, 2, "max_deliveries", 1, 1000));
+	require_arg(fcinfo, 3, "lease");
+	require_arg(fcinfo, 4, "backoff_base");
+	require_arg(fcinfo, 5, "backoff_max");
+	args[3] = PointerGetDatum(txmq_arg_interval(fcinfo, 3, "lease",
+												10, MS_PER_DAY / 2));
+	base = txmq_arg_interval(fcinfo, 4, "backoff_base", 0, MS_PER_DAY);
+	max = txmq_arg_interval(fcinfo, 5, "backoff_max", 0, 7 * MS_PER_DAY);
+	if (txmq_interval_ms(base, "backoff_base", 0, MS_PER_DAY) >
+		txmq_interval_ms(max, "backoff_max", 0, 7 * MS_PER_DAY))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: backoff_base must not exceed backoff_max")));
+	args[4] = PointerGetDatum(base);
+	args[5] = PointerGetDatum(max);
+
+	txmq_begin(&scope, true);
+	txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
+	args[0] = Int32GetDatum(topic.topic_id);
+	args[1] = CStringGetTextDatum(sub_name);
+	if (txmq_exec(PLAN_INSERT_SUB, args, NULL, 0) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("txmq: subscription \"%s\" of topic \"%s\" already exists",
+						sub_name, topic_name)));
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+Datum
+txmq_drop_topic(PG_FUNCTION_ARGS)
+{
+	char	   *name = txmq_arg_name(fcinfo, 0, "topic");
+	TxmqTopic	topic;
+	Datum		arg;
+	bool		isnull;
+	TxmqOwnerScope scope;
+
+	require_arg(fcinfo, 1, "force");
+	txmq_begin(&scope, true);
+	txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
+	arg = Int32GetDatum(topic.topic_id);
+	if (!PG_GETARG_BOOL(1))
+	{
+		txmq_exec(PLAN_TOPIC_PENDING, &arg, NULL, 0);
+		if (DatumGetBool(txmq_col(0, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("txmq: topic \"%s\" still holds messages", name),
+					 errhint("Drain or purge it first, or use force => true.")));
+	}
+	txmq_exec(PLAN_DROP_TOPIC, &arg, NULL, 0);
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+Datum
+txmq_drop_subscription(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	TxmqSub		sub;
+	Datum		arg;
+	TxmqOwnerScope scope;
+
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_ADMIN, &sub);
+	arg = Int32GetDatum(sub.sub_id);
+	txmq_exec(PLAN_DROP_SUB, &arg, NULL, 0);
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+Datum
+txmq_purge(PG_FUNCTION_ARGS)
+{
+	char	   *topic_name = txmq_arg_name(fcinfo, 0, "topic");
+	TxmqTopic	topic;
+	Datum		args[2];
+	bool		isnull;
+	int64		n;
+	TxmqOwnerScope scope;
+
+	txmq_begin(&scope, true);
+	if (PG_ARGISNULL(1))
+	{
+		txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
+		args[1] = Int32GetDatum(0);
+	}
+	else
+	{
+		TxmqSub		sub;
+
+		txmq_lookup_sub(topic_name,
+						txmq_arg_name(fcinfo, 1, "subscription"),
+						TXMQ_ADMIN, &sub);
+		topic = sub.topic;
+		args[1] = Int32GetDatum(sub.sub_id);
+	}
+	args[0] = Int32GetDatum(topic.topic_id);
+	txmq_exec(PLAN_PURGE, args, NULL, 0);
+	n = DatumGetInt64(txmq_col(0, 1, &isnull));
+	txmq_end(&scope);
+	PG_RETURN_INT64(n);
+}
+
+/* grant / revoke (topic, role, privilege, subscription) */
+static void
+change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
+{
+	char	   *topic_name = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *priv;
+	Datum		args[4];
+	TxmqOwnerScope scope;
+
+	require_arg(fcinfo, 1, "role");
+	require_arg(fcinfo, 2, "privilege");
+	priv = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (strcmp(priv, "send") != 0 && strcmp(priv, "receive") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: unknown privilege \"%s\"", priv),
+				 errhint("Privileges are 'send' (on a topic) and 'receive' (on a subscription).")));
+	if ((strcmp(priv, "receive") == 0) == PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: 'receive' needs a subscription and 'send' takes none")));
+
+	txmq_begin(&scope, true);
+	if (PG_ARGISNULL(3))
+	{
+		TxmqTopic	topic;
+
+		txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
+		args[0] = Int32GetDatum(topic.topic_id);
+		args[1] = Int32GetDatum(0);
+	}
+	else
+	{
+		TxmqSub		sub;
+
+		txmq_lookup_sub(topic_name,
+						txmq_arg_name(fcinfo, 3, "subscription"),
+						TXMQ_ADMIN, &sub);
+		args[0] = Int32GetDatum(sub.topic.topic_id);
+		args[1] = Int32GetDatum(sub.sub_id);
+	}
+	args[2] = PG_GETARG_DATUM(1);
+	args[3] = CStringGetTextDatum(priv);
+	txmq_exec(plan, args, NULL, 0);
+	txmq_end(&scope);
+}
+
+Datum
+txmq_grant(PG_FUNCTION_ARGS)
+{
+	change_grant(fcinfo, PLAN_INSERT_GRANT);
+	PG_RETURN_VOID();
+}
+
+Datum
+txmq_revoke(PG_FUNCTION_ARGS)
+{
+	change_grant(fcinfo, PLAN_DELETE_GRANT);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Rows of the txmq.stats view: the topics and subscriptions the caller
+ * may see (owns, or holds a grant on), with the shared-memory counters
+ * (NULL without shared_preload_libraries).
+ */
+Datum
+txmq_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
+	TxmqOwnerScope scope;
+	SPITupleTable *rows;
+	int			nrows;
+	int			n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	txmq_begin(&scope, false);
+	nrows = txmq_exec(PLAN_STATS, &now, NULL, 0);
+	rows = SPI_tuptable;		/* has_privilege() runs queries too */
+	for (int i = 0; i < nrows; i++)
+	{
+		Datum		cols[STATS_QUERY_COLS];
+		bool		colnulls[STATS_QUERY_COLS];
+		Datum		values[STATS_COLS];
+		bool		nulls[STATS_COLS] = {0};
+		TxmqTopic	topic;
+		int32		sub_id;
+		int64		tc[NUM_TXMQ_COUNTERS] = {0};
+		int64		sc[NUM_TXMQ_COUNTERS] = {0};
+
+		heap_deform_tuple(rows->vals[i], rows->tupdesc, cols, colnulls);
+		topic.topic_id = DatumGetInt32(cols[0]);
+		topic.owner = DatumGetObjectId(cols[1]);
+		sub_id = DatumGetInt32(cols[2]);
+		if (!has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
+			!has_privilege(&topic, 0, TXMQ_SEND))
+			continue;
+
+		/* topic .. oldest_ready_age come straight from the query */
+		for (int c = STATS_HIDDEN_COLS; c < STATS_QUERY_COLS; c++)
+		{
+			values[c - STATS_HIDDEN_COLS] = cols[c];
+			nulls[c - STATS_HIDDEN_COLS] = colnulls[c];
+		}
+		txmq_read_counters(topic.topic_id, 0, tc);
+		if (sub_id != 0)
+			txmq_read_counters(topic.topic_id, sub_id, sc);
+		n = STATS_QUERY_COLS - STATS_HIDDEN_COLS;
+		values[n++] = Int64GetDatum(tc[CNT_SENT]);
+		values[n++] = Int64GetDatum(sc[CNT_DELIVERED]);
+		values[n++] = Int64GetDatum(sc[CNT_ACKED]);
+		values[n++] = Int64GetDatum(sc[CNT_NACKED]);
+		values[n++] = Int64GetDatum(sc[CNT_DEAD_LETTERED]);
+		values[n++] = Int64GetDatum(tc[CNT_CHECKS_COMMIT] +
+									tc[CNT_CHECKS_ROLLBACK] +
+									tc[CNT_CHECKS_UNKNOWN]);
+		values[n++] = Int64GetDatum(tc[CNT_CHECKS_COMMIT]);
+		values[n++] = Int64GetDatum(tc[CNT_CHECKS_ROLLBACK]);
+		values[n++] = Int64GetDatum(tc[CNT_CHECKS_UNKNOWN]);
+		/* counters only exist with shared_preload_libraries */
+		for (int c = STATS_QUERY_COLS - STATS_HIDDEN_COLS; c < n; c++)
+			nulls[c] = !txmq_preloaded;
+		values[n++] = BoolGetDatum(txmq_worker_running());
+		Assert(n == STATS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	txmq_end(&scope);
+	return (Datum) 0;
+}

@@ -1,0 +1,365 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.c
+ *	  Every SQL statement txmq runs, prepared once per backend.
+ *
+ * The statements run as the extension owner (see txmq_begin), so they must
+ * not resolve anything through the caller's search_path: every table is
+ * schema-qualified and every operator and function is written as
+ * OPERATOR(pg_catalog.x) / pg_catalog.f.  A caller who puts their own "="
+ * ahead of pg_catalog therefore cannot get code run as the owner.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/syscache.h"
+
+#define EQ " OPERATOR(pg_catalog.=) "
+#define NE " OPERATOR(pg_catalog.<>) "
+#define LE " OPERATOR(pg_catalog.<=) "
+#define GT " OPERATOR(pg_catalog.>) "
+#define MINUS " OPERATOR(pg_catalog.-) "
+
+#define MAX_PLAN_ARGS 10
+
+typedef struct TxmqPlanDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[MAX_PLAN_ARGS];
+} TxmqPlanDef;
+
+/* Deliveries and dead letters share this column list. */
+#define MSG_COLS "sub_id, msg_id, created_at, payload, headers, key, producer_group"
+
+static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
+	[PLAN_TOPIC_BY_NAME] = {
+		"SELECT topic_id, owner::pg_catalog.oid, notify FROM txmq.topic"
+		" WHERE name" EQ "$1",
+		1, {TEXTOID}
+	},
+	[PLAN_SUB_BY_NAME] = {
+		"SELECT t.topic_id, t.owner::pg_catalog.oid, t.notify, s.sub_id,"
+		" s.max_deliveries, s.lease, s.backoff_base, s.backoff_max"
+		" FROM txmq.topic t JOIN txmq.subscription s"
+		" ON s.topic_id" EQ "t.topic_id"
+		" WHERE t.name" EQ "$1 AND s.name" EQ "$2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[PLAN_HAS_GRANT] = {
+		"SELECT grantee::pg_catalog.oid FROM txmq.grants"
+		" WHERE topic_id" EQ "$1 AND sub_id" EQ "$2 AND privilege" EQ "$3",
+		3, {INT4OID, INT4OID, TEXTOID}
+	},
+	[PLAN_INSERT_TOPIC] = {
+		"INSERT INTO txmq.topic (name, owner, notify, check_function,"
+		" check_after, check_interval, max_checks, on_checks_exhausted)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+		" ON CONFLICT (name) DO NOTHING RETURNING topic_id",
+		8, {TEXTOID, REGROLEOID, BOOLOID, TEXTOID, INTERVALOID, INTERVALOID,
+		INT4OID, TEXTOID}
+	},
+	[PLAN_INSERT_SUB] = {
+		"INSERT INTO txmq.subscription (topic_id, name, max_deliveries,"
+		" lease, backoff_base, backoff_max)"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (topic_id, name) DO NOTHING RETURNING sub_id",
+		6, {INT4OID, TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID}
+	},
+	[PLAN_TOPIC_PENDING] = {
+		"SELECT EXISTS (SELECT FROM txmq.msg m JOIN txmq.subscription s"
+		"  ON m.sub_id" EQ "s.sub_id WHERE s.topic_id" EQ "$1)"
+		" OR EXISTS (SELECT FROM txmq.half h"
+		"  WHERE h.topic_id" EQ "$1 AND h.state" EQ "'half')",
+		1, {INT4OID}
+	},
+	[PLAN_DROP_TOPIC] = {
+		"WITH s AS (SELECT sub_id FROM txmq.subscription"
+		"  WHERE topic_id" EQ "$1),"
+		" m AS (DELETE FROM txmq.msg WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" d AS (DELETE FROM txmq.dead_letter"
+		"  WHERE sub_id IN (SELECT sub_id FROM s))"
+		" DELETE FROM txmq.topic WHERE topic_id" EQ "$1",
+		1, {INT4OID}
+	},
+	[PLAN_DROP_SUB] = {
+		"WITH m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "$1),"
+		" d AS (DELETE FROM txmq.dead_letter WHERE sub_id" EQ "$1),"
+		" g AS (DELETE FROM txmq.grants WHERE sub_id" EQ "$1)"
+		" DELETE FROM txmq.subscription WHERE sub_id" EQ "$1",
+		1, {INT4OID}
+	},
+	/* $2 = 0 purges every subscription of the topic */
+	[PLAN_PURGE] = {
+		"WITH s AS (SELECT sub_id FROM txmq.subscription"
+		"  WHERE topic_id" EQ "$1 AND ($2" EQ "0 OR sub_id" EQ "$2)),"
+		" m AS (DELETE FROM txmq.msg WHERE sub_id IN (SELECT sub_id FROM s)"
+		"  RETURNING 1),"
+		" d AS (DELETE FROM txmq.dead_letter"
+		"  WHERE sub_id IN (SELECT sub_id FROM s) RETURNING 1)"
+		" SELECT (SELECT pg_catalog.count(*) FROM m)"
+		" OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d)",
+		2, {INT4OID, INT4OID}
+	},
+	[PLAN_INSERT_GRANT] = {
+		"INSERT INTO txmq.grants (topic_id, sub_id, grantee, privilege)"
+		" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+		4, {INT4OID, INT4OID, REGROLEOID, TEXTOID}
+	},
+	[PLAN_DELETE_GRANT] = {
+		"DELETE FROM txmq.grants WHERE topic_id" EQ "$1 AND sub_id" EQ "$2"
+		" AND grantee" EQ "$3 AND privilege" EQ "$4",
+		4, {INT4OID, INT4OID, REGROLEOID, TEXTOID}
+	},
+
+	/*
+	 * One row per subscription per message.  Single sends and batches use
+	 * the same statement, with arrays of one element for a single send.
+	 */
+	[PLAN_SEND] = {
+		"INSERT INTO txmq.msg (sub_id, msg_id, vt, created_at, payload,"
+		" headers, key, producer_group)"
+		" SELECT s.sub_id, m.msg_id, $3, $4, m.payload, $5, $6, $7"
+		" FROM txmq.subscription s,"
+		" ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($8))"
+		"  AS m(msg_id, payload)"
+		" WHERE s.topic_id" EQ "$1 RETURNING sub_id",
+		8, {INT4OID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID,
+		TEXTOID, TEXTOID, JSONBARRAYOID}
+	},
+
+	/*
+	 * Ready rows in id order.  Rows this transaction already holds ($4) are
+	 * excluded: SKIP LOCKED does not skip our own locks.
+	 */
+	[PLAN_RECEIVE] = {
+		"SELECT msg_id, payload, headers, key, attempt, created_at, last_error"
+		" FROM txmq.msg"
+		" WHERE sub_id" EQ "$1 AND vt" LE "$2"
+		" AND NOT (msg_id" EQ "ANY ($4))"
+		" ORDER BY sub_id, msg_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+		4, {INT4OID, TIMESTAMPTZOID, INT4OID, INT8ARRAYOID}
+	},
+	[PLAN_NEXT_DUE] = {
+		"SELECT pg_catalog.min(vt) FROM txmq.msg"
+		" WHERE sub_id" EQ "$1 AND vt" GT "$2",
+		2, {INT4OID, TIMESTAMPTZOID}
+	},
+
+	/* Leases of the messages a committing transaction received. */
+	[PLAN_LEASE] = {
+		"UPDATE txmq.msg m SET vt = u.vt, attempt = u.attempt, leased = true"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"  pg_catalog.unnest($3), pg_catalog.unnest($4))"
+		"  AS u(sub_id, msg_id, attempt, vt)"
+		" WHERE m.sub_id" EQ "u.sub_id AND m.msg_id" EQ "u.msg_id",
+		4, {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID}
+	},
+
+	/*
+	 * Ack deletes rows that are leased, or that this transaction received
+	 * ($3); a row that is merely ready or delayed is not the caller's.
+	 */
+	[PLAN_ACK] = {
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY ($2)"
+		" AND (leased OR msg_id" EQ "ANY ($3)) RETURNING msg_id",
+		3, {INT4OID, INT8ARRAYOID, INT8ARRAYOID}
+	},
+	[PLAN_LOCK] = {
+		"SELECT attempt, last_error FROM txmq.msg"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND (leased OR $3)"
+		" FOR UPDATE",
+		3, {INT4OID, INT8OID, BOOLOID}
+	},
+	[PLAN_NACK] = {
+		"UPDATE txmq.msg SET vt = $3, attempt = $4, leased = false,"
+		" last_error = COALESCE($5, last_error)"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2",
+		5, {INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
+	},
+	[PLAN_EXTEND] = {
+		"UPDATE txmq.msg SET vt = $3"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND leased RETURNING vt",
+		3, {INT4OID, INT8OID, TIMESTAMPTZOID}
+	},
+	[PLAN_DEAD_LETTER] = {
+		"WITH d AS (DELETE FROM txmq.msg"
+		"  WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 RETURNING *)"
+		" INSERT INTO txmq.dead_letter (" MSG_COLS ","
+		"  attempts, last_error, dead_at)"
+		" SELECT " MSG_COLS ", $3, COALESCE($4, last_error),"
+		"  pg_catalog.clock_timestamp() FROM d"
+		" ON CONFLICT (sub_id, msg_id) DO NOTHING",
+		4, {INT4OID, INT8OID, INT4OID, TEXTOID}
+	},
+	[PLAN_DEAD_LETTERS] = {
+		"SELECT msg_id, payload, headers, key, attempts, last_error, dead_at"
+		" FROM txmq.dead_letter WHERE sub_id" EQ "$1 ORDER BY msg_id",
+		1, {INT4OID}
+	},
+	[PLAN_REDRIVE] = {
+		"WITH d AS (DELETE FROM txmq.dead_letter WHERE sub_id" EQ "$1"
+		"  AND ($2 IS NULL OR msg_id" EQ "ANY ($2)) RETURNING *)"
+		" INSERT INTO txmq.msg (" MSG_COLS ", vt, last_error)"
+		" SELECT " MSG_COLS ", pg_catalog.clock_timestamp(), last_error"
+		" FROM d",
+		2, {INT4OID, INT8ARRAYOID}
+	},
+	[PLAN_STATS] = {
+		"SELECT t.topic_id, t.owner::pg_catalog.oid, COALESCE(s.sub_id, 0),"
+		" t.name, s.name,"
+		" pg_catalog.count(m.msg_id) FILTER (WHERE m.vt" LE "$1),"
+		" pg_catalog.count(m.msg_id) FILTER (WHERE m.vt" GT "$1"
+		"  AND NOT m.leased),"
+		" pg_catalog.count(m.msg_id) FILTER (WHERE m.vt" GT "$1 AND m.leased),"
+		" (SELECT pg_catalog.count(*) FROM txmq.dead_letter d"
+		"  WHERE d.sub_id" EQ "s.sub_id),"
+		" (SELECT pg_catalog.count(*) FROM txmq.half h"
+		"  WHERE h.topic_id" EQ "t.topic_id AND h.state" EQ "'half'),"
+		" $1" MINUS "pg_catalog.min(m.created_at) FILTER (WHERE m.vt" LE "$1)"
+		" FROM txmq.topic t"
+		" LEFT JOIN txmq.subscription s ON s.topic_id" EQ "t.topic_id"
+		" LEFT JOIN txmq.msg m ON m.sub_id" EQ "s.sub_id"
+		" GROUP BY t.topic_id, s.sub_id ORDER BY t.name, s.name",
+		1, {TIMESTAMPTZOID}
+	},
+};
+
+static SPIPlanPtr plans[NUM_TXMQ_PLANS];
+
+static SPIPlanPtr
+get_plan(TxmqPlanId id)
+{
+	if (plans[id] == NULL)
+	{
+		const TxmqPlanDef *def = &plan_defs[id];
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "txmq: could not prepare statement %d: %s",
+				 (int) id, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[id] = plan;
+	}
+	return plans[id];
+}
+
+/*
+ * Execute statement id; returns the number of rows processed.  Results are
+ * in SPI_tuptable until txmq_end().
+ */
+int
+txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull, long limit)
+{
+	char		nulls[MAX_PLAN_ARGS];
+	int			rc;
+
+	for (int i = 0; i < plan_defs[id].nargs; i++)
+		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	rc = SPI_execute_plan(get_plan(id), values, nulls, false, limit);
+	if (rc < 0)
+		elog(ERROR, "txmq: statement %d failed: %s",
+			 (int) id, SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
+
+/* The owner of schema txmq, i.e. whoever ran CREATE EXTENSION. */
+static Oid
+extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid("txmq", true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"txmq\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION txmq.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static Oid	current_caller = InvalidOid;
+
+/* The role that called the txmq function now running. */
+Oid
+txmq_caller(void)
+{
+	return OidIsValid(current_caller) ? current_caller : GetUserId();
+}
+
+/*
+ * Connect to SPI and act as the extension owner until txmq_end().  The
+ * caller's privileges on the topic are checked by txmq_lookup_*; the
+ * tables themselves are not granted to anyone.  An error unwinds both the
+ * SPI connection and the user switch with the (sub)transaction.
+ */
+void
+txmq_begin(TxmqOwnerScope *scope, bool writes)
+{
+	if (writes && RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("txmq cannot change queues on a hot standby"),
+				 errhint("Producers and consumers must connect to the primary.")));
+	GetUserIdAndSecContext(&scope->save_user, &scope->save_sec);
+	scope->save_caller = current_caller;
+	current_caller = scope->save_user;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "txmq: SPI_connect failed");
+	SetUserIdAndSecContext(extension_owner(),
+						   scope->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+txmq_end(TxmqOwnerScope *scope)
+{
+	SetUserIdAndSecContext(scope->save_user, scope->save_sec);
+	current_caller = scope->save_caller;
+	SPI_finish();
+}
+
+Datum
+txmq_col(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						 col, isnull);
+}
+
+/*
+ * Return every row of SPI_tuptable from a set-returning function, in
+ * materialize mode.  Must be called before txmq_end().
+ */
+void
+txmq_return_tuptable(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+
+	InitMaterializedSRF(fcinfo, 0);
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[MAX_PLAN_ARGS * 2];
+		bool		nulls[MAX_PLAN_ARGS * 2];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+						  values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	MemoryContextSwitchTo(old);
+}

@@ -1,0 +1,496 @@
+/*-------------------------------------------------------------------------
+ *
+ * receive.c
+ *	  receive (with long poll), ack, nack, reject, extend_lease, dead
+ *	  letters and redrive.
+ *
+ * receive locks ready rows with FOR UPDATE SKIP LOCKED and writes nothing;
+ * xact.c decides at the end of the transaction whether a lease must be
+ * written.  A long poll sleeps on the subscription's condition variable,
+ * which committing senders signal (shmem.c), and wakes by itself when the
+ * next delayed or leased message of the subscription becomes due.
+ *
+ * Between attempts a waiting receive holds no row locks and no snapshot of
+ * its own; like any running statement it does keep the snapshot of the
+ * statement that called it, so VACUUM cannot remove rows deleted after the
+ * wait began until it returns (at most the wait, which is bounded).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(txmq_receive);
+PG_FUNCTION_INFO_V1(txmq_ack);
+PG_FUNCTION_INFO_V1(txmq_ack_array);
+PG_FUNCTION_INFO_V1(txmq_nack);
+PG_FUNCTION_INFO_V1(txmq_reject);
+PG_FUNCTION_INFO_V1(txmq_extend_lease);
+PG_FUNCTION_INFO_V1(txmq_dead_letters);
+PG_FUNCTION_INFO_V1(txmq_redrive);
+
+#define MS_PER_DAY ((int64) 86400 * 1000)
+#define MIN_LEASE_MS 10
+#define MAX_LEASE_MS (MS_PER_DAY / 2)
+#define MAX_WAIT_MS ((int64) 3600 * 1000)
+#define MAX_DELAY_MS (30 * MS_PER_DAY)
+#define MAX_ERROR_BYTES 65536
+
+/* Move a message of sub to its dead letters; returns 1 if it was there. */
+int
+txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
+				 const char *error)
+{
+	Datum		args[4];
+	bool		nulls[4] = {false, false, false, error == NULL};
+	int			n;
+
+	args[0] = Int32GetDatum(sub->sub_id);
+	args[1] = Int64GetDatum(msg_id);
+	args[2] = Int32GetDatum(attempts);
+	args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	n = txmq_exec(PLAN_DEAD_LETTER, args, nulls, 0);
+	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, msg_id);
+	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, n);
+	return n;
+}
+
+static TimestampTz
+after_ms(TimestampTz t, int64 ms)
+{
+	return t + ms * 1000;
+}
+
+/*
+ * One attempt: lock up to max ready messages, add them to the result.
+ * Messages that have used up their deliveries go to dead letters instead,
+ * and the attempt looks further.
+ */
+static int
+receive_once(const TxmqSub *sub, int max, int64 lease_ms,
+			 ReturnSetInfo *rsinfo)
+{
+	int			delivered = 0;
+	int			dead;
+
+	do
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		Datum		args[4];
+		SPITupleTable *rows;
+		int			n;
+
+		args[0] = Int32GetDatum(sub->sub_id);
+		args[1] = TimestampTzGetDatum(now);
+		args[2] = Int32GetDatum(max - delivered);
+		args[3] = txmq_xact_held_ids(sub->sub_id);
+		n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
+		rows = SPI_tuptable;	/* txmq_dead_letter() runs queries too */
+		dead = 0;
+		for (int i = 0; i < n; i++)
+		{
+			Datum		cols[7];
+			bool		nulls[7];
+			int64		msg_id;
+			int32		attempt;
+			TimestampTz until = after_ms(now, lease_ms);
+
+			heap_deform_tuple(rows->vals[i], rows->tupdesc, cols, nulls);
+			msg_id = DatumGetInt64(cols[0]);
+			attempt = DatumGetInt32(cols[4]) + 1 +
+				txmq_aborted_attempts(sub->sub_id, msg_id);
+			if (attempt > sub->max_deliveries)
+			{
+				dead += txmq_dead_letter(sub, msg_id, attempt - 1, NULL);
+				continue;
+			}
+			txmq_xact_received(sub->topic.topic_id, sub->sub_id, msg_id,
+							   attempt, until);
+			/* the delivery row: last_error's slot becomes the lease */
+			cols[4] = Int32GetDatum(attempt);
+			cols[6] = TimestampTzGetDatum(until);
+			nulls[6] = false;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+								 cols, nulls);
+			delivered++;
+		}
+		if (delivered > 0)
+			txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DELIVERED,
+							delivered);
+	} while (dead > 0 && delivered < max);
+	return delivered;
+}
+
+/* How long a waiting receive may sleep before it must look again. */
+static long
+sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz until = deadline;
+	Datum		args[2];
+	bool		isnull;
+	Datum		due;
+
+	args[0] = Int32GetDatum(sub->sub_id);
+	args[1] = TimestampTzGetDatum(now);
+	txmq_exec(PLAN_NEXT_DUE, args, NULL, 1);
+	due = txmq_col(0, 1, &isnull);
+	if (!isnull && DatumGetTimestampTz(due) < until)
+		until = DatumGetTimestampTz(due);
+	if (!have_cv && after_ms(now, txmq_poll_interval_ms) < until)
+		until = after_ms(now, txmq_poll_interval_ms);
+	if (until <= now)
+		return 0;
+	/* round up: waking a little late beats spinning */
+	return (long) ((until - now + 999) / 1000);
+}
+
+Datum
+txmq_receive(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	Interval   *lease = txmq_arg_interval(fcinfo, 3, "lease",
+										  MIN_LEASE_MS, MAX_LEASE_MS);
+	Interval   *wait = txmq_arg_interval(fcinfo, 4, "wait", 0, MAX_WAIT_MS);
+	int64		wait_ms = wait ? txmq_interval_ms(wait, "wait", 0,
+												  MAX_WAIT_MS) : 0;
+	TimestampTz deadline = after_ms(GetCurrentTimestamp(), wait_ms);
+	ConditionVariable *cv = NULL;
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	int64		lease_ms;
+	int			max;
+
+	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1 ||
+		PG_GETARG_INT32(2) > txmq_max_batch)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: max_messages must be between 1 and %d",
+						txmq_max_batch),
+				 errhint("The upper limit is txmq.max_batch.")));
+	max = PG_GETARG_INT32(2);
+	if (wait_ms > 0 && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("txmq: receive with wait needs READ COMMITTED isolation"),
+				 errdetail("A transaction snapshot would never see the messages it waits for.")));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	lease_ms = txmq_interval_ms(lease ? lease : &sub.lease, "lease",
+								MIN_LEASE_MS, MAX_LEASE_MS);
+	if (wait_ms > 0)
+		cv = txmq_sub_cv(sub.topic.topic_id, sub.sub_id);
+	for (;;)
+	{
+		long		ms;
+
+		/* get on the wait list before looking, so no commit is missed */
+		if (cv)
+			ConditionVariablePrepareToSleep(cv);
+		if (receive_once(&sub, max, lease_ms, rsinfo) > 0 || wait_ms == 0)
+			break;
+		ms = sleep_ms(&sub, deadline, cv != NULL);
+		if (ms <= 0 && GetCurrentTimestamp() >= deadline)
+			break;
+		if (ms <= 0)
+			continue;
+		if (cv)
+			ConditionVariableTimedSleep(cv, ms, PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	if (cv)
+		ConditionVariableCancelSleep();
+	txmq_end(&scope);
+	return (Datum) 0;
+}
+
+/* ack and ack(array): delete those of ids that the caller holds. */
+static int
+ack_ids(FunctionCallInfo fcinfo, Datum ids)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	Datum		args[3];
+	int			n;
+
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	args[0] = Int32GetDatum(sub.sub_id);
+	args[1] = ids;
+	args[2] = txmq_xact_held_ids(sub.sub_id);
+	n = txmq_exec(PLAN_ACK, args, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		txmq_xact_settled(sub.topic.topic_id, sub.sub_id,
+						  DatumGetInt64(txmq_col(i, 1, &isnull)));
+	}
+	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_ACKED, n);
+	txmq_end(&scope);
+	return n;
+}
+
+static void
+require_msg_id(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: msg_id must not be null")));
+}
+
+Datum
+txmq_ack(PG_FUNCTION_ARGS)
+{
+	Datum		id;
+
+	require_msg_id(fcinfo, 2);
+	id = PG_GETARG_DATUM(2);
+	PG_RETURN_BOOL(ack_ids(fcinfo,
+						   PointerGetDatum(construct_array(&id, 1, INT8OID, 8,
+														   FLOAT8PASSBYVAL,
+														   TYPALIGN_DOUBLE))) > 0);
+}
+
+Datum
+txmq_ack_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ids;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: msg_ids must not be null")));
+	ids = PG_GETARG_ARRAYTYPE_P(2);
+	if (ARR_NDIM(ids) > 1 || array_contains_nulls(ids))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: msg_ids must be a one-dimensional array without nulls")));
+	PG_RETURN_INT32(ack_ids(fcinfo, PointerGetDatum(ids)));
+}
+
+/*
+ * Lock a message the caller holds (leased, or received in this
+ * transaction) for nack / reject; returns its attempt count, or -1 if the
+ * caller does not hold it.
+ */
+static int32
+lock_held(const TxmqSub *sub, int64 msg_id)
+{
+	TxmqTouched *mine = txmq_xact_holding(sub->sub_id, msg_id);
+	Datum		args[3];
+	bool		isnull;
+
+	args[0] = Int32GetDatum(sub->sub_id);
+	args[1] = Int64GetDatum(msg_id);
+	args[2] = BoolGetDatum(mine != NULL);
+	if (txmq_exec(PLAN_LOCK, args, NULL, 1) == 0)
+		return -1;
+	return mine ? mine->attempt : DatumGetInt32(txmq_col(0, 1, &isnull));
+}
+
+static char *
+arg_error(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *t;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	t = PG_GETARG_TEXT_PP(argno);
+	if (VARSIZE_ANY_EXHDR(t) > MAX_ERROR_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("txmq: error text is longer than %d bytes",
+						MAX_ERROR_BYTES)));
+	return text_to_cstring(t);
+}
+
+/* Exponential backoff with jitter: in [d/2, d], d = base * 2^(attempt-1). */
+static int64
+backoff_ms(const TxmqSub *sub, int32 attempt)
+{
+	int64		base = txmq_interval_ms(&sub->backoff_base, "backoff_base",
+										0, PG_INT64_MAX);
+	int64		max = txmq_interval_ms(&sub->backoff_max, "backoff_max",
+									   0, PG_INT64_MAX);
+	int64		d = base;
+
+	for (int i = 1; i < attempt && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	return d / 2 + (int64) (pg_prng_double(&pg_global_prng_state) * (d - d / 2));
+}
+
+Datum
+txmq_nack(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	Interval   *delay = txmq_arg_interval(fcinfo, 3, "delay", 0, MAX_DELAY_MS);
+	char	   *error = arg_error(fcinfo, 4);
+	int64		msg_id;
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	int32		attempt;
+
+	require_msg_id(fcinfo, 2);
+	msg_id = PG_GETARG_INT64(2);
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	attempt = lock_held(&sub, msg_id);
+	if (attempt >= sub.max_deliveries)
+		txmq_dead_letter(&sub, msg_id, attempt, error);
+	else if (attempt >= 0)
+	{
+		int64		ms = delay ? txmq_interval_ms(delay, "delay", 0,
+												  MAX_DELAY_MS)
+			: backoff_ms(&sub, attempt);
+		Datum		args[5];
+		bool		nulls[5] = {false, false, false, false, error == NULL};
+
+		args[0] = Int32GetDatum(sub.sub_id);
+		args[1] = Int64GetDatum(msg_id);
+		args[2] = TimestampTzGetDatum(after_ms(GetCurrentTimestamp(), ms));
+		args[3] = Int32GetDatum(attempt);
+		args[4] = error ? CStringGetTextDatum(error) : (Datum) 0;
+		txmq_exec(PLAN_NACK, args, nulls, 0);
+		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id);
+		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
+		/* one waiter should learn the new due time */
+		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, TXMQ_WAKE, 1);
+		txmq_notify_topic(&sub.topic);
+	}
+	txmq_end(&scope);
+	PG_RETURN_BOOL(attempt >= 0);
+}
+
+Datum
+txmq_reject(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	char	   *error = arg_error(fcinfo, 3);
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	int32		attempt;
+
+	require_msg_id(fcinfo, 2);
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	attempt = lock_held(&sub, PG_GETARG_INT64(2));
+	if (attempt >= 0)
+		txmq_dead_letter(&sub, PG_GETARG_INT64(2), attempt,
+						 error ? error : "rejected");
+	txmq_end(&scope);
+	PG_RETURN_BOOL(attempt >= 0);
+}
+
+Datum
+txmq_extend_lease(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	Interval   *lease;
+	TimestampTz until;
+	TxmqTouched *mine;
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	bool		found = true;
+
+	require_msg_id(fcinfo, 2);
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: lease must not be null")));
+	lease = txmq_arg_interval(fcinfo, 3, "lease", MIN_LEASE_MS, MAX_LEASE_MS);
+	until = after_ms(GetCurrentTimestamp(),
+					 txmq_interval_ms(lease, "lease", 0, MAX_LEASE_MS));
+
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	mine = txmq_xact_holding(sub.sub_id, PG_GETARG_INT64(2));
+	if (mine)
+		mine->lease_until = until;
+	else
+	{
+		Datum		args[3];
+
+		args[0] = Int32GetDatum(sub.sub_id);
+		args[1] = PG_GETARG_DATUM(2);
+		args[2] = TimestampTzGetDatum(until);
+		found = txmq_exec(PLAN_EXTEND, args, NULL, 0) > 0;
+	}
+	txmq_end(&scope);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(until);
+}
+
+Datum
+txmq_dead_letters(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	Datum		arg;
+
+	txmq_begin(&scope, false);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	arg = Int32GetDatum(sub.sub_id);
+	txmq_exec(PLAN_DEAD_LETTERS, &arg, NULL, 0);
+	txmq_return_tuptable(fcinfo);
+	txmq_end(&scope);
+	return (Datum) 0;
+}
+
+Datum
+txmq_redrive(PG_FUNCTION_ARGS)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	Datum		args[2];
+	bool		nulls[2] = {false, PG_ARGISNULL(2)};
+	int			n;
+
+	if (!nulls[1] && array_contains_nulls(PG_GETARG_ARRAYTYPE_P(2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: msg_ids must not contain nulls")));
+	txmq_begin(&scope, true);
+	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	args[0] = Int32GetDatum(sub.sub_id);
+	args[1] = nulls[1] ? (Datum) 0 : PG_GETARG_DATUM(2);
+	n = txmq_exec(PLAN_REDRIVE, args, nulls, 0);
+	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, TXMQ_WAKE, n);
+	if (n > 0)
+		txmq_notify_topic(&sub.topic);
+	txmq_end(&scope);
+	PG_RETURN_INT32(n);
+}

@@ -1,0 +1,219 @@
+/*-------------------------------------------------------------------------
+ *
+ * send.c
+ *	  send() and send_batch(): messages that commit with the caller.
+ *
+ * A send inserts one row per subscription of the topic in the caller's
+ * transaction, so it becomes visible exactly when (and if) the caller
+ * commits.  Receivers waiting on the topic's subscriptions are woken at
+ * commit (xact.c), and NOTIFY txmq_<topic> is queued if the topic wants it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+PG_FUNCTION_INFO_V1(txmq_send);
+PG_FUNCTION_INFO_V1(txmq_send_batch);
+
+#define MAX_KEY_BYTES 1024
+#define MAX_DELAY_MS ((int64) 30 * 86400 * 1000)
+
+/* Per-subscription row counts of the last send. */
+typedef struct SubCount
+{
+	int32		sub_id;
+	int64		n;
+} SubCount;
+
+/* Draw n message ids, allocated to outlive txmq_end(). */
+int64 *
+txmq_next_msg_ids(int n)
+{
+	Oid			seq = get_relname_relid("msg_id_seq",
+										get_namespace_oid("txmq", false));
+	int64	   *ids = SPI_palloc(sizeof(int64) * n);
+
+	for (int i = 0; i < n; i++)
+		ids[i] = nextval_internal(seq, false);
+	return ids;
+}
+
+/*
+ * Insert one row per subscription for each message and owe the
+ * subscriptions a wakeup; returns the number of rows.  Used by send,
+ * send_batch and commit_half, within txmq_begin.
+ */
+int
+txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
+			 Datum headers, Datum key, Datum producer_group,
+			 const bool *argnulls, TimestampTz created_at, TimestampTz vt)
+{
+	Datum	   *id_datums = palloc(sizeof(Datum) * n);
+	Datum		args[8];
+	bool		nulls[8] = {0};
+	SubCount   *counts;
+	int			ncounts = 0;
+	int			nrows;
+
+	for (int i = 0; i < n; i++)
+		id_datums[i] = Int64GetDatum(ids[i]);
+	args[0] = Int32GetDatum(topic->topic_id);
+	args[1] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
+											  FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[2] = TimestampTzGetDatum(vt);
+	args[3] = TimestampTzGetDatum(created_at);
+	args[4] = headers;
+	args[5] = key;
+	args[6] = producer_group;
+	args[7] = PointerGetDatum(construct_array(payloads, n, JSONBOID, -1,
+											  false, TYPALIGN_INT));
+	nulls[4] = argnulls[0];
+	nulls[5] = argnulls[1];
+	nulls[6] = argnulls[2];
+	nrows = txmq_exec(PLAN_SEND, args, nulls, 0);
+
+	/* rows come per subscription; count them without assuming order */
+	counts = palloc(sizeof(SubCount) * (nrows + 1));
+	for (int r = 0; r < nrows; r++)
+	{
+		bool		isnull;
+		int32		sub_id = DatumGetInt32(txmq_col(r, 1, &isnull));
+		int			c = 0;
+
+		while (c < ncounts && counts[c].sub_id != sub_id)
+			c++;
+		if (c == ncounts)
+		{
+			counts[ncounts].sub_id = sub_id;
+			counts[ncounts++].n = 0;
+		}
+		counts[c].n++;
+	}
+	for (int c = 0; c < ncounts; c++)
+	{
+		/* a delayed message needs only one waiter to note its due time */
+		txmq_xact_tally(topic->topic_id, counts[c].sub_id, TXMQ_WAKE,
+						vt > created_at ? 1 : counts[c].n);
+	}
+	txmq_xact_tally(topic->topic_id, 0, CNT_SENT, n);
+	txmq_notify_topic(topic);
+	return nrows;
+}
+
+/*
+ * Check the optional arguments shared by send and send_batch and by
+ * send_half: headers (argno), key (argno + 1).
+ */
+void
+txmq_check_headers_key(FunctionCallInfo fcinfo, int argno)
+{
+	if (!PG_ARGISNULL(argno))
+		txmq_check_payload(PG_GETARG_JSONB_P(argno), "headers", true);
+	if (!PG_ARGISNULL(argno + 1) &&
+		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(argno + 1)) > MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("txmq: key is longer than %d bytes", MAX_KEY_BYTES)));
+}
+
+/*
+ * send and send_batch: (topic, payload(s), headers, key, delay).
+ * Returns the new message ids.
+ */
+static int64 *
+send_payloads(FunctionCallInfo fcinfo, Datum *payloads, int n)
+{
+	char	   *name = txmq_arg_name(fcinfo, 0, "topic");
+	Interval   *delay = txmq_arg_interval(fcinfo, 4, "delay", 0,
+										  MAX_DELAY_MS);
+	TimestampTz now = GetCurrentTimestamp();
+	bool		argnulls[3] = {PG_ARGISNULL(2), PG_ARGISNULL(3), true};
+	TxmqOwnerScope scope;
+	TxmqTopic	topic;
+	int64	   *ids;
+
+	txmq_check_headers_key(fcinfo, 2);
+	for (int i = 0; i < n; i++)
+		txmq_check_payload(DatumGetJsonbP(payloads[i]), "payload", false);
+
+	txmq_begin(&scope, true);
+	txmq_lookup_topic(name, TXMQ_SEND, &topic);
+	ids = txmq_next_msg_ids(n);
+	txmq_deliver(&topic, ids, payloads, n,
+				 argnulls[0] ? (Datum) 0 : PG_GETARG_DATUM(2),
+				 argnulls[1] ? (Datum) 0 : PG_GETARG_DATUM(3),
+				 (Datum) 0, argnulls, now,
+				 delay ? now + txmq_interval_ms(delay, "delay", 0,
+												MAX_DELAY_MS) * 1000 : now);
+	txmq_end(&scope);
+	return ids;
+}
+
+Datum
+txmq_send(PG_FUNCTION_ARGS)
+{
+	Datum		payload;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: payload must not be null"),
+				 errhint("Send '{}' or 'null'::jsonb for an empty message.")));
+	payload = PointerGetDatum(PG_GETARG_JSONB_P(1));
+	PG_RETURN_INT64(send_payloads(fcinfo, &payload, 1)[0]);
+}
+
+Datum
+txmq_send_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *arr;
+	Datum	   *payloads;
+	bool	   *nulls;
+	int			n;
+	int64	   *ids;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: payloads must not be null")));
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("txmq: payloads must be a one-dimensional array")));
+	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT,
+					  &payloads, &nulls, &n);
+	if (n > txmq_max_batch)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("txmq: a batch of %d messages is too large", n),
+				 errhint("The limit is txmq.max_batch = %d.", txmq_max_batch)));
+	for (int i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("txmq: payload %d of the batch is null", i + 1)));
+	if (n == 0)
+		return (Datum) 0;
+
+	ids = send_payloads(fcinfo, payloads, n);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		v = Int64GetDatum(ids[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
+}

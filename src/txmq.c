@@ -1,0 +1,136 @@
+/*-------------------------------------------------------------------------
+ *
+ * txmq.c
+ *	  Module initialisation and configuration.
+ *
+ * Loaded through shared_preload_libraries, txmq reserves shared memory for
+ * commit-time wakeups, statistics counters and aborted-attempt tracking,
+ * and registers the launcher of its per-database background workers.
+ * Loaded on demand instead, everything but those still works: long polls
+ * fall back to polling, counters read as NULL and check-back does not run.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+int			txmq_max_payload_bytes = 1024 * 1024;
+int			txmq_max_batch = 10000;
+int			txmq_poll_interval_ms = 100;
+int			txmq_max_subscriptions = 1024;
+int			txmq_max_tracked_attempts = 16384;
+int			txmq_worker_naptime_ms = 1000;
+int			txmq_max_workers = 8;
+int			txmq_check_timeout_ms = 5000;
+int			txmq_half_retention_s = 86400;
+bool		txmq_preloaded = false;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+
+static void
+txmq_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	txmq_shmem_request();
+}
+#endif
+
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+txmq_shmem_startup_hook(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	txmq_shmem_startup();
+}
+
+static void
+define_gucs(void)
+{
+	DefineCustomIntVariable("txmq.max_payload_bytes",
+							"Largest payload (jsonb bytes) send accepts.",
+							NULL, &txmq_max_payload_bytes,
+							1024 * 1024, 16, 256 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.max_batch",
+							"Most messages one send_batch or receive handles.",
+							NULL, &txmq_max_batch,
+							10000, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.poll_interval",
+							"How often a waiting receive re-checks when no "
+							"commit-time wakeup is available.",
+							"Used without shared_preload_libraries, and as "
+							"the upper bound of one sleep otherwise.",
+							&txmq_poll_interval_ms,
+							100, 1, 60000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.check_timeout",
+							"Statement timeout of one check function call.",
+							NULL, &txmq_check_timeout_ms,
+							5000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.worker_naptime",
+							"Longest sleep of a txmq worker between rounds.",
+							NULL, &txmq_worker_naptime_ms,
+							1000, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.half_retention",
+							"How long resolved half messages are kept so that "
+							"late commit_half / rollback_half calls get a "
+							"consistent answer.",
+							NULL, &txmq_half_retention_s,
+							86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("txmq.max_workers",
+							"Most databases served by a txmq worker.",
+							NULL, &txmq_max_workers,
+							8, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.max_subscriptions",
+							"Subscriptions (over all databases) that get "
+							"commit-time wakeups and counters.",
+							NULL, &txmq_max_subscriptions,
+							1024, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.max_tracked_attempts",
+							"Messages whose aborted delivery attempts are "
+							"remembered in shared memory.",
+							NULL, &txmq_max_tracked_attempts,
+							16384, 128, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
+
+void
+_PG_init(void)
+{
+	define_gucs();
+	MarkGUCPrefixReserved("txmq");
+	txmq_xact_init();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	txmq_preloaded = true;
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = txmq_shmem_request_hook;
+#else
+	txmq_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = txmq_shmem_startup_hook;
+	txmq_register_launcher();
+}

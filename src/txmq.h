@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * txmq.h
+ *	  Declarations shared by the txmq source files.
+ *
+ * Layout: txmq.c (module init, GUCs), shmem.c (shared state: wakeups,
+ * counters, aborted attempts, worker registry), plans.c (every SQL
+ * statement txmq runs, prepared once per backend), catalog.c (topics,
+ * subscriptions, names, privileges, admin functions), xact.c (what a
+ * transaction owes at commit or abort), send.c, receive.c, half.c,
+ * worker.c (launcher and per-database worker).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXMQ_H
+#define TXMQ_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "storage/condition_variable.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#define TXMQ_NAME_MAXLEN 48
+
+/* GUCs (txmq.c) */
+extern int	txmq_max_payload_bytes;
+extern int	txmq_max_batch;
+extern int	txmq_poll_interval_ms;
+extern int	txmq_max_subscriptions;
+extern int	txmq_max_tracked_attempts;
+extern int	txmq_worker_naptime_ms;
+extern int	txmq_max_workers;
+extern int	txmq_check_timeout_ms;
+extern int	txmq_half_retention_s;
+extern bool txmq_preloaded;
+
+/* ---- plans.c: every statement, prepared once and kept ---- */
+typedef enum TxmqPlanId
+{
+	PLAN_TOPIC_BY_NAME,
+	PLAN_SUB_BY_NAME,
+	PLAN_HAS_GRANT,
+	PLAN_INSERT_TOPIC,
+	PLAN_INSERT_SUB,
+	PLAN_TOPIC_PENDING,
+	PLAN_DROP_TOPIC,
+	PLAN_DROP_SUB,
+	PLAN_PURGE,
+	PLAN_INSERT_GRANT,
+	PLAN_DELETE_GRANT,
+	PLAN_SEND,
+	PLAN_RECEIVE,
+	PLAN_NEXT_DUE,
+	PLAN_LEASE,
+	PLAN_ACK,
+	PLAN_LOCK,
+	PLAN_NACK,
+	PLAN_EXTEND,
+	PLAN_DEAD_LETTER,
+	PLAN_DEAD_LETTERS,
+	PLAN_REDRIVE,
+	PLAN_STATS,
+	NUM_TXMQ_PLANS
+} TxmqPlanId;
+
+extern int	txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull,
+					  long limit);
+
+/* Run a block of txmq_exec calls as the extension owner. */
+typedef struct TxmqOwnerScope
+{
+	Oid			save_user;
+	int			save_sec;
+	Oid			save_caller;
+} TxmqOwnerScope;
+
+extern void txmq_begin(TxmqOwnerScope *scope, bool writes);
+extern void txmq_end(TxmqOwnerScope *scope);
+extern Oid	txmq_caller(void);
+
+/* Result helpers: read column n (1-based) of row r of SPI_tuptable. */
+extern Datum txmq_col(int row, int col, bool *isnull);
+extern void txmq_return_tuptable(FunctionCallInfo fcinfo);
+
+/* ---- catalog.c ---- */
+typedef enum TxmqPrivilege
+{
+	TXMQ_SEND,
+	TXMQ_RECEIVE,
+	TXMQ_ADMIN
+} TxmqPrivilege;
+
+typedef struct TxmqTopic
+{
+	int32		topic_id;
+	Oid			owner;
+	bool		notify;
+	char		name[TXMQ_NAME_MAXLEN + 1];
+} TxmqTopic;
+
+typedef struct TxmqSub
+{
+	TxmqTopic	topic;
+	int32		sub_id;
+	int32		max_deliveries;
+	Interval	lease;
+	Interval	backoff_base;
+	Interval	backoff_max;
+} TxmqSub;
+
+extern char *txmq_arg_name(FunctionCallInfo fcinfo, int argno,
+						   const char *what);
+extern void txmq_lookup_topic(const char *name, TxmqPrivilege priv,
+							  TxmqTopic *topic);
+extern void txmq_lookup_sub(const char *topic, const char *sub,
+							TxmqPrivilege priv, TxmqSub *out);
+extern int64 txmq_interval_ms(const Interval *iv, const char *what,
+							  int64 min_ms, int64 max_ms);
+extern Interval *txmq_arg_interval(FunctionCallInfo fcinfo, int argno,
+								   const char *what, int64 min_ms,
+								   int64 max_ms);
+extern void txmq_check_payload(Jsonb *payload, const char *what,
+							   bool must_be_object);
+extern void txmq_notify_topic(const TxmqTopic *topic);
+
+/* ---- shmem.c ---- */
+typedef enum TxmqCounter
+{
+	CNT_SENT,
+	CNT_DELIVERED,
+	CNT_ACKED,
+	CNT_NACKED,
+	CNT_DEAD_LETTERED,
+	CNT_CHECKS_COMMIT,
+	CNT_CHECKS_ROLLBACK,
+	CNT_CHECKS_UNKNOWN,
+	NUM_TXMQ_COUNTERS
+} TxmqCounter;
+
+extern void txmq_shmem_request(void);
+extern void txmq_shmem_startup(void);
+extern ConditionVariable *txmq_sub_cv(int32 topic_id, int32 sub_id);
+extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages);
+extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
+					   int64 delta);
+extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
+extern void txmq_add_aborted_attempt(int32 sub_id, int64 msg_id);
+extern void txmq_forget_attempts(int32 sub_id, int64 msg_id);
+
+/* ---- xact.c: what the current transaction owes at its end ---- */
+typedef struct TxmqTouched
+{
+	int32		topic_id;
+	int32		sub_id;
+	int64		msg_id;
+	bool		received_here;	/* else: settled here, received earlier */
+	int32		attempt;		/* delivery attempt, if received here */
+	TimestampTz lease_until;	/* lease to write at commit if unsettled */
+	SubTransactionId recv_subid;
+	SubTransactionId settle_subid;	/* InvalidSubTransactionId: unsettled */
+} TxmqTouched;
+
+#define TXMQ_WAKE NUM_TXMQ_COUNTERS /* tally kind: wake receivers */
+
+extern void txmq_xact_init(void);
+extern void txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
+							   int32 attempt, TimestampTz lease_until);
+extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
+extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id);
+extern Datum txmq_xact_held_ids(int32 sub_id);
+extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
+							int64 delta);
+
+/* ---- send.c, shared with half.c ---- */
+extern int64 *txmq_next_msg_ids(int n);
+extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
+						 int n, Datum headers, Datum key,
+						 Datum producer_group, const bool *argnulls,
+						 TimestampTz created_at, TimestampTz vt);
+extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
+
+/* ---- receive.c, shared with half.c and the worker ---- */
+extern int	txmq_dead_letter(const TxmqSub *sub, int64 msg_id,
+							 int32 attempts, const char *error);
+
+/* ---- worker.c ---- */
+extern Size txmq_worker_shmem_size(void);
+extern void txmq_worker_shmem_init(void);
+extern void txmq_register_launcher(void);
+extern void txmq_poke_launcher(void);
+extern bool txmq_worker_running(void);
+
+#endif							/* TXMQ_H */

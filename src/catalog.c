@@ -24,7 +24,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -150,30 +152,146 @@ txmq_check_payload(Jsonb *payload, const char *what, bool must_be_object)
 
 /* ---- lookups and privileges ---- */
 
-static bool
-has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
+/*
+ * Lookups are cached per backend, since every send, receive and ack needs
+ * one and topics change rarely.  Every change made by the administration
+ * functions registers a relcache invalidation of txmq.topic, which
+ * PostgreSQL applies to this backend at once and to the others when (and
+ * only if) the change commits; DROP EXTENSION and TRUNCATE send one too.
+ * So a cached lookup is exactly as current as a catalog lookup would be.
+ * Role membership is not cached: has_privs_of_role() has its own cache.
+ */
+#define MAX_CACHED_GRANTEES 32
+
+typedef struct LookupKey
 {
-	Oid			caller = txmq_caller();
+	char		topic[TXMQ_NAME_MAXLEN + 1];
+	char		sub[TXMQ_NAME_MAXLEN + 1];	/* "" for a topic lookup */
+} LookupKey;
+
+typedef struct LookupEntry
+{
+	LookupKey	key;
+	TxmqSub		sub;			/* sub_id 0 for a topic lookup */
+	int			ngrantees;		/* -1: not loaded, -2: too many to cache */
+	Oid			grantees[MAX_CACHED_GRANTEES];
+} LookupEntry;
+
+static HTAB *lookup_cache = NULL;
+static bool lookup_cache_stale = false;
+static Oid	topic_relid = InvalidOid;
+
+static void
+lookup_cache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == topic_relid)
+		lookup_cache_stale = true;
+}
+
+static Oid
+get_topic_relid(void)
+{
+	return get_relname_relid("topic", get_namespace_oid("txmq", false));
+}
+
+static HTAB *
+get_lookup_cache(void)
+{
+	static bool registered = false;
+	HASHCTL		info;
+
+	if (lookup_cache != NULL && !lookup_cache_stale)
+		return lookup_cache;
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(lookup_cache_callback, (Datum) 0);
+		registered = true;
+	}
+	if (lookup_cache != NULL)
+		hash_destroy(lookup_cache);
+	lookup_cache_stale = false;
+	topic_relid = get_topic_relid();
+	info.keysize = sizeof(LookupKey);
+	info.entrysize = sizeof(LookupEntry);
+	info.hcxt = CacheMemoryContext;
+	lookup_cache = hash_create("txmq lookups", 64, &info,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return lookup_cache;
+}
+
+/* Called by every function that changes topics, subscriptions or grants. */
+static void
+catalog_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(get_topic_relid());
+}
+
+/* Roles granted priv on the topic (send) or on sub_id (receive). */
+static int
+load_grantees(int32 topic_id, int32 sub_id, TxmqPrivilege priv,
+			  Oid *out, int max)
+{
 	Datum		args[3];
 	int			n;
 
-	if (has_privs_of_role(caller, topic->owner))
-		return true;
-	if (priv == TXMQ_ADMIN)
-		return false;
-	args[0] = Int32GetDatum(topic->topic_id);
+	args[0] = Int32GetDatum(topic_id);
 	args[1] = Int32GetDatum(priv == TXMQ_SEND ? 0 : sub_id);
 	args[2] = CStringGetTextDatum(privilege_names[priv]);
 	n = txmq_exec(PLAN_HAS_GRANT, args, NULL, 0);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n && i < max; i++)
 	{
 		bool		isnull;
-		Oid			grantee = DatumGetObjectId(txmq_col(i, 1, &isnull));
 
-		if (has_privs_of_role(caller, grantee))
-			return true;
+		out[i] = DatumGetObjectId(txmq_col(i, 1, &isnull));
 	}
+	return n;
+}
+
+static bool
+caller_is_among(const Oid *roles, int n)
+{
+	Oid			caller = txmq_caller();
+
+	for (int i = 0; i < n; i++)
+		if (has_privs_of_role(caller, roles[i]))
+			return true;
 	return false;
+}
+
+/* Uncached privilege check, for callers that list many topics. */
+static bool
+has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
+{
+	Oid		   *grantees;
+	int			n;
+
+	if (has_privs_of_role(txmq_caller(), topic->owner))
+		return true;
+	if (priv == TXMQ_ADMIN)
+		return false;
+	grantees = palloc(sizeof(Oid) * 1024);
+	n = load_grantees(topic->topic_id, sub_id, priv, grantees, 1024);
+	return caller_is_among(grantees, Min(n, 1024));
+}
+
+/* Privilege check of a cached lookup: the grants are loaded once. */
+static bool
+entry_allows(LookupEntry *e, TxmqPrivilege priv)
+{
+	if (has_privs_of_role(txmq_caller(), e->sub.topic.owner))
+		return true;
+	if (priv == TXMQ_ADMIN)
+		return false;
+	if (e->ngrantees == -1)
+	{
+		int			n = load_grantees(e->sub.topic.topic_id, e->sub.sub_id,
+									  priv, e->grantees, MAX_CACHED_GRANTEES);
+
+		e->ngrantees = n > MAX_CACHED_GRANTEES ? -2 : n;
+	}
+	if (e->ngrantees == -2)
+		return has_privilege(&e->sub.topic, e->sub.sub_id, priv);
+	return caller_is_among(e->grantees, e->ngrantees);
 }
 
 static void
@@ -197,27 +315,63 @@ no_such_topic(const char *name)
 			 errhint("Create it with txmq.create_topic() or txmq.create_queue().")));
 }
 
-static void
-fill_topic(TxmqTopic *topic, const char *name)
+/*
+ * The cache entry of a topic (sub == "") or subscription; NULL if there
+ * is no such thing.  A cached entry is only ever used for one kind of
+ * privilege: send for topics, receive or admin for subscriptions.
+ */
+static LookupEntry *
+lookup(const char *topic, const char *sub)
 {
+	HTAB	   *cache = get_lookup_cache();
+	LookupKey	key;
+	LookupEntry *e;
+	bool		found;
+	Datum		args[2];
 	bool		isnull;
 
-	topic->topic_id = DatumGetInt32(txmq_col(0, 1, &isnull));
-	topic->owner = DatumGetObjectId(txmq_col(0, 2, &isnull));
-	topic->notify = DatumGetBool(txmq_col(0, 3, &isnull));
-	strlcpy(topic->name, name, sizeof(topic->name));
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.topic, topic, sizeof(key.topic));
+	strlcpy(key.sub, sub, sizeof(key.sub));
+	e = hash_search(cache, &key, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	args[0] = CStringGetTextDatum(topic);
+	args[1] = CStringGetTextDatum(sub);
+	if (txmq_exec(*sub ? PLAN_SUB_BY_NAME : PLAN_TOPIC_BY_NAME,
+				  args, NULL, 1) == 0)
+		return NULL;
+
+	e = hash_search(cache, &key, HASH_ENTER, &found);
+	memset(&e->sub, 0, sizeof(e->sub));
+	e->sub.topic.topic_id = DatumGetInt32(txmq_col(0, 1, &isnull));
+	e->sub.topic.owner = DatumGetObjectId(txmq_col(0, 2, &isnull));
+	e->sub.topic.notify = DatumGetBool(txmq_col(0, 3, &isnull));
+	strlcpy(e->sub.topic.name, topic, sizeof(e->sub.topic.name));
+	if (*sub)
+	{
+		e->sub.sub_id = DatumGetInt32(txmq_col(0, 4, &isnull));
+		e->sub.max_deliveries = DatumGetInt32(txmq_col(0, 5, &isnull));
+		e->sub.lease = *DatumGetIntervalP(txmq_col(0, 6, &isnull));
+		e->sub.backoff_base = *DatumGetIntervalP(txmq_col(0, 7, &isnull));
+		e->sub.backoff_max = *DatumGetIntervalP(txmq_col(0, 8, &isnull));
+	}
+	e->ngrantees = -1;
+	return e;
 }
 
 /* Find a topic and check the caller's privilege; within txmq_begin. */
 void
 txmq_lookup_topic(const char *name, TxmqPrivilege priv, TxmqTopic *topic)
 {
-	Datum		arg = CStringGetTextDatum(name);
+	LookupEntry *e = lookup(name, "");
 
-	if (txmq_exec(PLAN_TOPIC_BY_NAME, &arg, NULL, 1) == 0)
+	if (e == NULL)
 		no_such_topic(name);
-	fill_topic(topic, name);
-	if (!has_privilege(topic, 0, priv))
+	*topic = e->sub.topic;
+	/* the entry's grant list is for 'send'; admin needs only the owner */
+	if (!entry_allows(e, priv == TXMQ_ADMIN ? TXMQ_ADMIN : TXMQ_SEND))
 		deny("topic", name, priv);
 }
 
@@ -226,30 +380,21 @@ void
 txmq_lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
 				TxmqSub *out)
 {
-	Datum		args[2];
-	bool		isnull;
+	LookupEntry *e = lookup(topic, sub);
 
-	args[0] = CStringGetTextDatum(topic);
-	args[1] = CStringGetTextDatum(sub);
-	if (txmq_exec(PLAN_SUB_BY_NAME, args, NULL, 1) == 0)
+	if (e == NULL)
 	{
 		TxmqTopic	t;
 
-		txmq_lookup_topic(topic, priv == TXMQ_SEND ? TXMQ_SEND : TXMQ_ADMIN,
-						  &t);
+		txmq_lookup_topic(topic, TXMQ_ADMIN, &t);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("txmq: subscription \"%s\" of topic \"%s\" does not exist",
 						sub, topic),
 				 errhint("Create it with txmq.create_subscription().")));
 	}
-	fill_topic(&out->topic, topic);
-	out->sub_id = DatumGetInt32(txmq_col(0, 4, &isnull));
-	out->max_deliveries = DatumGetInt32(txmq_col(0, 5, &isnull));
-	out->lease = *DatumGetIntervalP(txmq_col(0, 6, &isnull));
-	out->backoff_base = *DatumGetIntervalP(txmq_col(0, 7, &isnull));
-	out->backoff_max = *DatumGetIntervalP(txmq_col(0, 8, &isnull));
-	if (!has_privilege(&out->topic, out->sub_id, priv))
+	*out = e->sub;
+	if (!entry_allows(e, priv == TXMQ_ADMIN ? TXMQ_ADMIN : TXMQ_RECEIVE))
 		deny("subscription", sub, priv);
 }
 
@@ -342,6 +487,7 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("txmq: topic \"%s\" already exists", name)));
+	catalog_changed();
 	txmq_end(&scope);
 	PG_RETURN_VOID();
 }
@@ -382,6 +528,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("txmq: subscription \"%s\" of topic \"%s\" already exists",
 						sub_name, topic_name)));
+	catalog_changed();
 	txmq_end(&scope);
 	PG_RETURN_VOID();
 }
@@ -409,6 +556,7 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 					 errhint("Drain or purge it first, or use force => true.")));
 	}
 	txmq_exec(PLAN_DROP_TOPIC, &arg, NULL, 0);
+	catalog_changed();
 	txmq_end(&scope);
 	PG_RETURN_VOID();
 }
@@ -426,6 +574,7 @@ txmq_drop_subscription(PG_FUNCTION_ARGS)
 	txmq_lookup_sub(topic, name, TXMQ_ADMIN, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DROP_SUB, &arg, NULL, 0);
+	catalog_changed();
 	txmq_end(&scope);
 	PG_RETURN_VOID();
 }
@@ -507,6 +656,7 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 	args[2] = PG_GETARG_DATUM(1);
 	args[3] = CStringGetTextDatum(priv);
 	txmq_exec(plan, args, NULL, 0);
+	catalog_changed();
 	txmq_end(&scope);
 }
 

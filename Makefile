@@ -44,3 +44,9 @@ demo:
 		echo "make demo: examples/run-demo.sh does not exist yet; nothing to run" >&2; \
 		exit 1; \
 	fi
+
+# Benchmark: txmq vs a SKIP LOCKED table queue vs PgQ on one throwaway
+# cluster; see bench/README.md (BENCH_SECONDS, BENCH_SOAK_SECONDS).
+.PHONY: bench
+bench:
+	@bash bench/run.sh

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test/bootstrap.sh: install the Debian packages that building and testing
+# txmq need, but only those that are missing.  Idempotent and quiet when
+# there is nothing to do.  Called by the Makefile (when the server headers
+# are missing), by test/run.sh (`make test`) and by `make demo`.
+#
+#   postgresql-15             the server (initdb, postgres, pg_ctl)
+#   postgresql-server-dev-15  server headers; with postgresql-client-15 it
+#                             brings PGXS, pg_regress, pg_isolation_regress
+#                             and the PostgreSQL::Test::* TAP modules
+#   postgresql-contrib        contrib modules (tests may use them)
+#   libipc-run-perl           IPC::Run, needed by PostgreSQL::Test::Cluster
+#   perl                      prove, Test::More
+#   make, gcc                 the build
+set -euo pipefail
+
+PACKAGES=(make gcc perl libipc-run-perl
+	postgresql-15 postgresql-client-15 postgresql-server-dev-15
+	postgresql-contrib)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$'; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	exit 0
+fi
+
+echo "bootstrap: installing missing packages: ${missing[*]}"
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=(sudo)
+	else
+		echo "bootstrap: need root (or sudo) to install: ${missing[*]}" >&2
+		echo "bootstrap: run as root: apt-get install -y ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+	"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+		--no-install-recommends "${missing[@]}"
+}
+
+# Try with the package lists we have first; refresh them only if that fails
+# (a fresh machine may have stale or no lists).
+if ! apt_install; then
+	echo "bootstrap: install failed; running apt-get update and retrying"
+	"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -q
+	apt_install
+fi
+
+# Check that what we need is really there now.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+inc=$("$PG_CONFIG" --includedir-server)
+if [ ! -f "$inc/postgres.h" ]; then
+	echo "bootstrap: $inc/postgres.h still missing after install" >&2
+	exit 1
+fi
+perl -MIPC::Run -e 1 || { echo "bootstrap: perl IPC::Run missing" >&2; exit 1; }
+echo "bootstrap: done"

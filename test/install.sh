@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# test/install.sh: install build dependencies (test/bootstrap.sh), build
+# txmq and `make install` it into the PostgreSQL 15 installation.  Used by
+# `make test` (test/run.sh) and `make demo`.  Run it from anywhere.
+#
+# `make install` writes into the system PostgreSQL directories: as root it
+# runs directly; otherwise through sudo, if there is one.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash test/bootstrap.sh
+
+# Strip make's own flags (-s, jobserver ...) inherited from a calling `make`
+# so that this build behaves the same under `make test` and by hand.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+# PGXS does not track header dependencies: rebuild everything when a header
+# is newer than the last link.
+if [ -f txmq.so ] && [ -n "$(find src -name '*.h' -newer txmq.so)" ]; then
+	echo "install: headers changed since the last build; make clean"
+	make -s clean
+fi
+
+echo "install: building txmq"
+make -s -j"$(nproc 2>/dev/null || echo 2)"
+
+echo "install: installing txmq"
+if [ "$(id -u)" -eq 0 ]; then
+	make -s install
+elif command -v sudo >/dev/null 2>&1; then
+	sudo make -s install
+else
+	echo "install: 'make install' needs root; run as root or install sudo" >&2
+	exit 1
+fi

@@ -237,6 +237,12 @@ AS 'MODULE_PATHNAME', 'txmq_send_batch' LANGUAGE C VOLATILE ROWS 100;
 
 /* Consuming */
 
+-- Internal: receive's per-row claim (see src/shmem.c); not for users.
+CREATE FUNCTION txmq._claim(sub_id int, msg_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'txmq_claim_sql' LANGUAGE C VOLATILE STRICT COST 1000;
+REVOKE EXECUTE ON FUNCTION txmq._claim(int, bigint) FROM PUBLIC;
+
 CREATE FUNCTION txmq.receive(topic text, subscription text,
 							 max_messages int DEFAULT 1,
 							 lease interval DEFAULT NULL,

@@ -259,8 +259,8 @@ caller_is_among(const Oid *roles, int n)
 }
 
 /* Uncached privilege check, for callers that list many topics. */
-static bool
-has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
+bool
+txmq_has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
 {
 	Oid		   *grantees;
 	int			n;
@@ -290,7 +290,7 @@ entry_allows(LookupEntry *e, TxmqPrivilege priv)
 		e->ngrantees = n > MAX_CACHED_GRANTEES ? -2 : n;
 	}
 	if (e->ngrantees == -2)
-		return has_privilege(&e->sub.topic, e->sub.sub_id, priv);
+		return txmq_has_privilege(&e->sub.topic, e->sub.sub_id, priv);
 	return caller_is_among(e->grantees, e->ngrantees);
 }
 
@@ -692,7 +692,7 @@ txmq_stats(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	txmq_begin(&scope, false);
 	nrows = txmq_exec(PLAN_STATS, &now, NULL, 0);
-	rows = SPI_tuptable;		/* has_privilege() runs queries too */
+	rows = SPI_tuptable;		/* txmq_has_privilege() runs queries too */
 	for (int i = 0; i < nrows; i++)
 	{
 		Datum		cols[STATS_QUERY_COLS];
@@ -708,8 +708,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 		topic.topic_id = DatumGetInt32(cols[0]);
 		topic.owner = DatumGetObjectId(cols[1]);
 		sub_id = DatumGetInt32(cols[2]);
-		if (!has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
-			!has_privilege(&topic, 0, TXMQ_SEND))
+		if (!txmq_has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
+			!txmq_has_privilege(&topic, 0, TXMQ_SEND))
 			continue;
 
 		/* topic .. oldest_ready_age come straight from the query */

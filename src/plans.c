@@ -26,8 +26,11 @@
 #define LE " OPERATOR(pg_catalog.<=) "
 #define GT " OPERATOR(pg_catalog.>) "
 #define MINUS " OPERATOR(pg_catalog.-) "
+#define LT " OPERATOR(pg_catalog.<) "
+#define GE " OPERATOR(pg_catalog.>=) "
+#define PLUS " OPERATOR(pg_catalog.+) "
 
-#define MAX_PLAN_ARGS 10
+#define MAX_PLAN_ARGS 12
 
 typedef struct TxmqPlanDef
 {
@@ -38,6 +41,14 @@ typedef struct TxmqPlanDef
 
 /* Deliveries and dead letters share this column list. */
 #define MSG_COLS "sub_id, msg_id, created_at, payload, headers, key, producer_group"
+
+/* What the updates that resolve a half message return (half.c) */
+#define HALF_RET " RETURNING h.state, h.topic_id, t.owner::pg_catalog.oid," \
+	" t.notify, t.name, h.payload, h.headers, h.key, h.producer_group," \
+	" h.created_at, h.check_count"
+
+/* A check answered 'unknown' used up the topic's last check */
+#define HALF_EXHAUSTED "h.check_count" PLUS "1" GE "t.max_checks"
 
 static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	[PLAN_TOPIC_BY_NAME] = {
@@ -136,16 +147,19 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 
 	/*
-	 * Ready rows in id order.  Rows this transaction already holds ($4) are
-	 * excluded: SKIP LOCKED does not skip our own locks.
+	 * Take up to $3 ready messages in id order: claim each (skipping those
+	 * other receivers hold, see shmem.c), then delete the claimed rows.
+	 * Rows another consumer deleted meanwhile simply do not come back.
+	 * Columns as TXMQ_ROW_*.
 	 */
 	[PLAN_RECEIVE] = {
-		"SELECT msg_id, payload, headers, key, attempt, created_at, last_error"
-		" FROM txmq.msg"
-		" WHERE sub_id" EQ "$1 AND vt" LE "$2"
-		" AND NOT (msg_id" EQ "ANY ($4))"
-		" ORDER BY sub_id, msg_id LIMIT $3 FOR UPDATE SKIP LOCKED",
-		4, {INT4OID, TIMESTAMPTZOID, INT4OID, INT8ARRAYOID}
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		"  SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1 AND vt" LE "$2"
+		"  AND txmq._claim($1, msg_id)"
+		"  ORDER BY sub_id, msg_id LIMIT $3))"
+		" RETURNING msg_id, payload, headers, key, attempt, created_at,"
+		" last_error, producer_group",
+		3, {INT4OID, TIMESTAMPTZOID, INT4OID}
 	},
 	[PLAN_NEXT_DUE] = {
 		"SELECT pg_catalog.min(vt) FROM txmq.msg"
@@ -153,36 +167,36 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		2, {INT4OID, TIMESTAMPTZOID}
 	},
 
-	/* Leases of the messages a committing transaction received. */
-	[PLAN_LEASE] = {
-		"UPDATE txmq.msg m SET vt = u.vt, attempt = u.attempt, leased = true"
-		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-		"  pg_catalog.unnest($3), pg_catalog.unnest($4))"
-		"  AS u(sub_id, msg_id, attempt, vt)"
-		" WHERE m.sub_id" EQ "u.sub_id AND m.msg_id" EQ "u.msg_id",
-		4, {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID}
+	/* Put received rows back: as leases at commit, or nacked. */
+	[PLAN_RESTORE] = {
+		"INSERT INTO txmq.msg (sub_id, msg_id, vt, attempt, leased,"
+		" created_at, payload, headers, key, producer_group, last_error)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
+		" pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+		" pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		" pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
+		" pg_catalog.unnest($11))",
+		11, {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
+			BOOLARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
 	},
 
-	/*
-	 * Ack deletes rows that are leased, or that this transaction received
-	 * ($3); a row that is merely ready or delayed is not the caller's.
-	 */
+	/* Ack of messages leased earlier (those received here are deleted). */
 	[PLAN_ACK] = {
 		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY ($2)"
-		" AND (leased OR msg_id" EQ "ANY ($3)) RETURNING msg_id",
-		3, {INT4OID, INT8ARRAYOID, INT8ARRAYOID}
+		" AND leased RETURNING msg_id",
+		2, {INT4OID, INT8ARRAYOID}
 	},
 	[PLAN_LOCK] = {
-		"SELECT attempt, last_error FROM txmq.msg"
-		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND (leased OR $3)"
-		" FOR UPDATE",
-		3, {INT4OID, INT8OID, BOOLOID}
+		"SELECT attempt FROM txmq.msg"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND leased FOR UPDATE",
+		2, {INT4OID, INT8OID}
 	},
 	[PLAN_NACK] = {
-		"UPDATE txmq.msg SET vt = $3, attempt = $4, leased = false,"
-		" last_error = COALESCE($5, last_error)"
+		"UPDATE txmq.msg SET vt = $3, leased = false,"
+		" last_error = COALESCE($4, last_error)"
 		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2",
-		5, {INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID, TEXTOID}
+		4, {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
 	},
 	[PLAN_EXTEND] = {
 		"UPDATE txmq.msg SET vt = $3"
@@ -198,6 +212,16 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		"  pg_catalog.clock_timestamp() FROM d"
 		" ON CONFLICT (sub_id, msg_id) DO NOTHING",
 		4, {INT4OID, INT8OID, INT4OID, TEXTOID}
+	},
+	/* A received (deleted) row straight to the dead letters. */
+	[PLAN_DEAD_LETTER_ROW] = {
+		"INSERT INTO txmq.dead_letter (" MSG_COLS ","
+		"  attempts, last_error, dead_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+		"  pg_catalog.clock_timestamp())"
+		" ON CONFLICT (sub_id, msg_id) DO NOTHING",
+		9, {INT4OID, INT8OID, TIMESTAMPTZOID, JSONBOID, JSONBOID, TEXTOID,
+		TEXTOID, INT4OID, TEXTOID}
 	},
 	[PLAN_DEAD_LETTERS] = {
 		"SELECT msg_id, payload, headers, key, attempts, last_error, dead_at"
@@ -230,6 +254,119 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" GROUP BY t.topic_id, s.sub_id ORDER BY t.name, s.name",
 		1, {TIMESTAMPTZOID}
 	},
+
+	/*
+	 * Half messages (half.c).  A row leaves state 'half' only through the
+	 * conditional updates PLAN_HALF_RESOLVE and PLAN_HALF_CHECKED, which
+	 * both return HALF_RET.  The insert adds no row for a message that
+	 * nothing could resolve: no check function, producer group or local xid.
+	 */
+	[PLAN_HALF_INSERT] = {
+		"INSERT INTO txmq.half (msg_id, topic_id, payload, headers, key,"
+		" producer_group, local_xid, created_at, next_check_at)"
+		" SELECT $1, t.topic_id, $3, $4, $5, $6, $7, $8,"
+		"  $8" PLUS "t.check_after"
+		" FROM txmq.topic t WHERE t.topic_id" EQ "$2"
+		" AND (t.check_function IS NOT NULL OR $6 IS NOT NULL"
+		"  OR $7 IS NOT NULL)",
+		8, {INT8OID, INT4OID, JSONBOID, JSONBOID, TEXTOID, TEXTOID, XID8OID,
+		TIMESTAMPTZOID}
+	},
+	[PLAN_HALF_BY_ID] = {
+		"SELECT h.state, t.name FROM txmq.half h JOIN txmq.topic t"
+		" ON t.topic_id" EQ "h.topic_id WHERE h.msg_id" EQ "$1",
+		1, {INT8OID}
+	},
+	[PLAN_HALF_RESOLVE] = {
+		"UPDATE txmq.half h SET state = $2, resolved_at = $3"
+		" FROM txmq.topic t WHERE h.msg_id" EQ "$1"
+		" AND h.state" EQ "'half' AND t.topic_id" EQ "h.topic_id" HALF_RET,
+		3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	},
+	/* $2: checked only if due by then */
+	[PLAN_HALF_FOR_CHECK] = {
+		"SELECT h.local_xid, t.check_function,"
+		" pg_catalog.to_regprocedure(t.check_function)::pg_catalog.oid,"
+		" t.owner::pg_catalog.oid, h.producer_group,"
+		" ROW(h.msg_id, t.name, h.payload, h.headers, h.key, h.created_at,"
+		"  h.producer_group)::txmq.message"
+		" FROM txmq.half h JOIN txmq.topic t ON t.topic_id" EQ "h.topic_id"
+		" WHERE h.msg_id" EQ "$1 AND h.state" EQ "'half'"
+		" AND h.next_check_at" LE "$2",
+		2, {INT8OID, TIMESTAMPTZOID}
+	},
+
+	/*
+	 * Record a check's answer $2 ('commit', 'rollback', 'unknown') at $3:
+	 * an answer resolves the message, 'unknown' schedules the next check,
+	 * and the topic's max_checks-th 'unknown' applies on_checks_exhausted.
+	 */
+	[PLAN_HALF_CHECKED] = {
+		"UPDATE txmq.half h SET check_count = h.check_count" PLUS "1,"
+		" last_result = $2::txmq.check_result,"
+		" next_check_at = $3" PLUS "t.check_interval,"
+		" state = CASE WHEN $2" EQ "'commit' THEN 'committed'"
+		"  WHEN $2" EQ "'rollback' THEN 'rolled_back'"
+		"  WHEN NOT (" HALF_EXHAUSTED ") THEN 'half'"
+		"  WHEN t.on_checks_exhausted" EQ "'dead_letter' THEN 'dead_letter'"
+		"  ELSE 'rolled_back' END,"
+		" resolved_at = CASE WHEN $2" NE "'unknown' OR " HALF_EXHAUSTED
+		"  THEN $3 END"
+		" FROM txmq.topic t WHERE h.msg_id" EQ "$1"
+		" AND h.state" EQ "'half' AND t.topic_id" EQ "h.topic_id" HALF_RET,
+		3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	},
+	/* into the dead letters of every subscription of its topic */
+	[PLAN_HALF_DEAD_LETTER] = {
+		"INSERT INTO txmq.dead_letter (" MSG_COLS ","
+		"  attempts, last_error, dead_at)"
+		" SELECT s.sub_id, h.msg_id, h.created_at, h.payload, h.headers,"
+		"  h.key, h.producer_group, 0, $2, pg_catalog.clock_timestamp()"
+		" FROM txmq.half h JOIN txmq.subscription s"
+		"  ON s.topic_id" EQ "h.topic_id"
+		" WHERE h.msg_id" EQ "$1"
+		" ON CONFLICT (sub_id, msg_id) DO NOTHING RETURNING sub_id",
+		2, {INT8OID, TEXTOID}
+	},
+	[PLAN_HALF_DUE] = {
+		"SELECT msg_id FROM txmq.half"
+		" WHERE state" EQ "'half' AND next_check_at" LE "$1"
+		" ORDER BY next_check_at LIMIT $2",
+		2, {TIMESTAMPTZOID, INT4OID}
+	},
+	[PLAN_HALF_NEXT_DUE] = {
+		"SELECT pg_catalog.min(next_check_at) FROM txmq.half"
+		" WHERE state" EQ "'half' AND next_check_at" GT "$1",
+		1, {TIMESTAMPTZOID}
+	},
+	[PLAN_HALF_RECLAIM] = {
+		"DELETE FROM txmq.half WHERE state" NE "'half' AND resolved_at" LT "$1",
+		1, {TIMESTAMPTZOID}
+	},
+
+	/*
+	 * Listings: the topic's id and owner come first, for the privilege
+	 * check, then the columns returned.  $1 NULL: every topic.
+	 */
+	[PLAN_HALF_LIST] = {
+		"SELECT h.topic_id, t.owner::pg_catalog.oid, h.msg_id, t.name,"
+		" h.producer_group, h.key, h.local_xid, h.created_at, h.check_count,"
+		" h.last_result, h.next_check_at"
+		" FROM txmq.half h JOIN txmq.topic t ON t.topic_id" EQ "h.topic_id"
+		" WHERE h.state" EQ "'half' AND ($1 IS NULL OR h.topic_id" EQ "$1)"
+		" ORDER BY h.msg_id",
+		1, {INT4OID}
+	},
+	/* checked at least once, or due: the producer group should answer */
+	[PLAN_PENDING_CHECKS] = {
+		"SELECT h.topic_id, t.owner::pg_catalog.oid, h.msg_id, t.name,"
+		" h.payload, h.headers, h.key, h.created_at, h.producer_group"
+		" FROM txmq.half h JOIN txmq.topic t ON t.topic_id" EQ "h.topic_id"
+		" WHERE h.state" EQ "'half' AND h.producer_group" EQ "$1"
+		" AND (h.check_count" GT "0 OR h.next_check_at" LE "$2)"
+		" ORDER BY h.msg_id",
+		2, {TEXTOID, TIMESTAMPTZOID}
+	},
 };
 
 static SPIPlanPtr plans[NUM_TXMQ_PLANS];
@@ -242,7 +379,14 @@ get_plan(TxmqPlanId id)
 		const TxmqPlanDef *def = &plan_defs[id];
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		/*
+		 * Always the generic plan: these statements are built to use their
+		 * index whatever the parameters, and a custom plan (which the plan
+		 * cache prefers for LIMIT $n) would mean planning on every call.
+		 */
+		plan = SPI_prepare_cursor(def->sql, def->nargs,
+								  (Oid *) def->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
 			elog(ERROR, "txmq: could not prepare statement %d: %s",
 				 (int) id, SPI_result_code_string(SPI_result));

@@ -28,6 +28,8 @@
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(txmq_receive);
 PG_FUNCTION_INFO_V1(txmq_ack);
@@ -37,6 +39,7 @@ PG_FUNCTION_INFO_V1(txmq_reject);
 PG_FUNCTION_INFO_V1(txmq_extend_lease);
 PG_FUNCTION_INFO_V1(txmq_dead_letters);
 PG_FUNCTION_INFO_V1(txmq_redrive);
+PG_FUNCTION_INFO_V1(txmq_claim_sql);
 
 #define MS_PER_DAY ((int64) 86400 * 1000)
 #define MIN_LEASE_MS 10
@@ -45,7 +48,7 @@ PG_FUNCTION_INFO_V1(txmq_redrive);
 #define MAX_DELAY_MS (30 * MS_PER_DAY)
 #define MAX_ERROR_BYTES 65536
 
-/* Move a message of sub to its dead letters; returns 1 if it was there. */
+/* Move a leased message of sub to its dead letters; 1 if it was there. */
 int
 txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
 				 const char *error)
@@ -64,69 +67,254 @@ txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
 	return n;
 }
 
+/* The descriptor of a received row, TXMQ_ROW_* columns. */
+static TupleDesc
+row_desc(void)
+{
+	static TupleDesc desc = NULL;
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		desc = CreateTemplateTupleDesc(TXMQ_ROW_NATTS);
+		TupleDescInitEntry(desc, TXMQ_ROW_MSG_ID, "msg_id", INT8OID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_PAYLOAD, "payload", JSONBOID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_HEADERS, "headers", JSONBOID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_KEY, "key", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_ATTEMPT, "attempt", INT4OID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_CREATED_AT, "created_at",
+						   TIMESTAMPTZOID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_LAST_ERROR, "last_error",
+						   TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, TXMQ_ROW_PRODUCER_GROUP, "producer_group",
+						   TEXTOID, -1, 0);
+		MemoryContextSwitchTo(old);
+	}
+	return desc;
+}
+
+/* A received (deleted) message straight to the dead letters. */
+static void
+dead_letter_held(const TxmqSub *sub, TxmqTouched *held, int32 attempts,
+				 const char *error)
+{
+	Datum		row[TXMQ_ROW_NATTS];
+	bool		rownulls[TXMQ_ROW_NATTS];
+	Datum		args[9];
+	bool		nulls[9] = {0};
+
+	heap_deform_tuple(held->row, row_desc(), row, rownulls);
+	args[0] = Int32GetDatum(held->sub_id);
+	args[1] = Int64GetDatum(held->msg_id);
+	args[2] = row[TXMQ_ROW_CREATED_AT - 1];
+	args[3] = row[TXMQ_ROW_PAYLOAD - 1];
+	args[4] = row[TXMQ_ROW_HEADERS - 1];
+	nulls[4] = rownulls[TXMQ_ROW_HEADERS - 1];
+	args[5] = row[TXMQ_ROW_KEY - 1];
+	nulls[5] = rownulls[TXMQ_ROW_KEY - 1];
+	args[6] = row[TXMQ_ROW_PRODUCER_GROUP - 1];
+	nulls[6] = rownulls[TXMQ_ROW_PRODUCER_GROUP - 1];
+	args[7] = Int32GetDatum(attempts);
+	args[8] = error ? CStringGetTextDatum(error)
+		: row[TXMQ_ROW_LAST_ERROR - 1];
+	nulls[8] = error == NULL && rownulls[TXMQ_ROW_LAST_ERROR - 1];
+	txmq_exec(PLAN_DEAD_LETTER_ROW, args, nulls, 0);
+	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, held->msg_id);
+	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, 1);
+}
+
+static Datum
+array_of(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
+											  type, typlen, typbyval,
+											  typalign));
+}
+
+/*
+ * Put received rows back into the queue: due at their lease_until, as
+ * leases (at commit) or not (nack); error, if given, replaces last_error.
+ */
+void
+txmq_restore(TxmqTouched **held, int n, bool leased, const char *error)
+{
+	enum
+	{
+		SUB, MSG, VT, ATTEMPT, LEASED, CREATED, PAYLOAD, HEADERS, KEY, GROUP,
+		ERROR_TEXT, NCOLS
+	};
+	static const Oid types[NCOLS] = {
+		INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
+		JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID
+	};
+	/* where each column comes from in the row, 0 for the entry's own */
+	static const int from_row[NCOLS] = {
+		0, 0, 0, 0, 0, TXMQ_ROW_CREATED_AT, TXMQ_ROW_PAYLOAD,
+		TXMQ_ROW_HEADERS, TXMQ_ROW_KEY, TXMQ_ROW_PRODUCER_GROUP,
+		TXMQ_ROW_LAST_ERROR
+	};
+	Datum	   *cols[NCOLS];
+	bool	   *colnulls[NCOLS];
+	Datum		args[NCOLS];
+	TxmqOwnerScope scope;
+
+	for (int c = 0; c < NCOLS; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		colnulls[c] = palloc0(sizeof(bool) * n);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Datum		row[TXMQ_ROW_NATTS];
+		bool		rownulls[TXMQ_ROW_NATTS];
+
+		heap_deform_tuple(held[i]->row, row_desc(), row, rownulls);
+		for (int c = CREATED; c < NCOLS; c++)
+		{
+			cols[c][i] = row[from_row[c] - 1];
+			colnulls[c][i] = rownulls[from_row[c] - 1];
+		}
+		cols[SUB][i] = Int32GetDatum(held[i]->sub_id);
+		cols[MSG][i] = Int64GetDatum(held[i]->msg_id);
+		cols[VT][i] = TimestampTzGetDatum(held[i]->lease_until);
+		cols[ATTEMPT][i] = Int32GetDatum(held[i]->attempt);
+		cols[LEASED][i] = BoolGetDatum(leased);
+		if (error)
+		{
+			cols[ERROR_TEXT][i] = CStringGetTextDatum(error);
+			colnulls[ERROR_TEXT][i] = false;
+		}
+	}
+	for (int c = 0; c < NCOLS; c++)
+		args[c] = array_of(cols[c], colnulls[c], n, types[c]);
+	txmq_begin(&scope, true);
+	txmq_exec(PLAN_RESTORE, args, NULL, 0);
+	txmq_end(&scope);
+}
+
+/*
+ * txmq._claim(sub_id, msg_id): called by PLAN_RECEIVE for each candidate
+ * row, in id order, until it has enough.
+ */
+Datum
+txmq_claim_sql(PG_FUNCTION_ARGS)
+{
+	int32		sub_id = PG_GETARG_INT32(0);
+	int64		msg_id = PG_GETARG_INT64(1);
+
+	if (!txmq_claim(sub_id, msg_id))
+		PG_RETURN_BOOL(false);
+	txmq_xact_claimed(sub_id, msg_id);
+	PG_RETURN_BOOL(true);
+}
+
 static TimestampTz
 after_ms(TimestampTz t, int64 ms)
 {
 	return t + ms * 1000;
 }
 
+typedef struct RowRef
+{
+	int64		msg_id;
+	HeapTuple	tuple;
+} RowRef;
+
+static int
+cmp_row_ref(const void *a, const void *b)
+{
+	int64		x = ((const RowRef *) a)->msg_id;
+	int64		y = ((const RowRef *) b)->msg_id;
+
+	return (x > y) - (x < y);
+}
+
 /*
- * One attempt: lock up to max ready messages, add them to the result.
- * Messages that have used up their deliveries go to dead letters instead,
- * and the attempt looks further.
+ * One attempt: take up to max ready messages, add them to the result.
+ * Messages that have used up their deliveries go to the dead letters
+ * instead, and the attempt looks further.  So does it, a few times, when
+ * rows it claimed were deleted by a consumer that committed after this
+ * statement's snapshot was taken: a new statement sees past them.
  */
+#define MAX_LOST_ROUNDS 3
+
 static int
 receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			 ReturnSetInfo *rsinfo)
 {
 	int			delivered = 0;
+	int			lost_rounds = 0;
 	int			dead;
+	int			lost;
 
 	do
 	{
 		TimestampTz now = GetCurrentTimestamp();
-		Datum		args[4];
-		SPITupleTable *rows;
+		TimestampTz until = after_ms(now, lease_ms);
+		Datum		args[3];
+		RowRef	   *rows;
 		int			n;
 
 		args[0] = Int32GetDatum(sub->sub_id);
 		args[1] = TimestampTzGetDatum(now);
 		args[2] = Int32GetDatum(max - delivered);
-		args[3] = txmq_xact_held_ids(sub->sub_id);
 		n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
-		rows = SPI_tuptable;	/* txmq_dead_letter() runs queries too */
+		/* RETURNING order is the scan's; deliver in id order for sure */
+		rows = palloc(sizeof(RowRef) * (n + 1));
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			rows[i].tuple = SPI_tuptable->vals[i];
+			rows[i].msg_id = DatumGetInt64(txmq_col(i, TXMQ_ROW_MSG_ID,
+													&isnull));
+		}
+		qsort(rows, n, sizeof(RowRef), cmp_row_ref);
 		dead = 0;
 		for (int i = 0; i < n; i++)
 		{
-			Datum		cols[7];
-			bool		nulls[7];
+			Datum		cols[TXMQ_ROW_NATTS];
+			bool		nulls[TXMQ_ROW_NATTS];
 			int64		msg_id;
 			int32		attempt;
-			TimestampTz until = after_ms(now, lease_ms);
+			TxmqTouched *held;
 
-			heap_deform_tuple(rows->vals[i], rows->tupdesc, cols, nulls);
-			msg_id = DatumGetInt64(cols[0]);
-			attempt = DatumGetInt32(cols[4]) + 1 +
+			heap_deform_tuple(rows[i].tuple, row_desc(), cols, nulls);
+			msg_id = rows[i].msg_id;
+			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 +
 				txmq_aborted_attempts(sub->sub_id, msg_id);
+			held = txmq_xact_received(sub->topic.topic_id, sub->sub_id,
+									  msg_id, attempt, until, rows[i].tuple);
 			if (attempt > sub->max_deliveries)
 			{
-				dead += txmq_dead_letter(sub, msg_id, attempt - 1, NULL);
+				dead_letter_held(sub, held, attempt - 1, NULL);
+				dead++;
 				continue;
 			}
-			txmq_xact_received(sub->topic.topic_id, sub->sub_id, msg_id,
-							   attempt, until);
-			/* the delivery row: last_error's slot becomes the lease */
-			cols[4] = Int32GetDatum(attempt);
-			cols[6] = TimestampTzGetDatum(until);
-			nulls[6] = false;
+			/* the delivery: last_error's slot becomes lease_expires_at */
+			cols[TXMQ_ROW_ATTEMPT - 1] = Int32GetDatum(attempt);
+			cols[TXMQ_ROW_LAST_ERROR - 1] = TimestampTzGetDatum(until);
+			nulls[TXMQ_ROW_LAST_ERROR - 1] = false;
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 								 cols, nulls);
 			delivered++;
 		}
-		if (delivered > 0)
-			txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DELIVERED,
-							delivered);
-	} while (dead > 0 && delivered < max);
+		lost = txmq_xact_claims_done();
+		if (lost > 0)
+			lost_rounds++;
+	} while ((dead > 0 || (lost > 0 && lost_rounds <= MAX_LOST_ROUNDS)) &&
+			 delivered < max);
+	if (delivered > 0)
+		txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DELIVERED,
+						delivered);
 	return delivered;
 }
 
@@ -224,29 +412,55 @@ txmq_receive(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* ack and ack(array): delete those of ids that the caller holds. */
+/*
+ * ack and ack(array): settle those of ids that the caller holds.  Messages
+ * received in this transaction are already deleted; leased ones are
+ * deleted now.
+ */
 static int
-ack_ids(FunctionCallInfo fcinfo, Datum ids)
+ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 {
 	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
 	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
-	Datum		args[3];
-	int			n;
+	Datum	   *id_datums;
+	int			nids;
+	int			nleased = 0;
+	int			n = 0;
 
+	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &id_datums, NULL, &nids);
 	txmq_begin(&scope, true);
 	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
-	args[0] = Int32GetDatum(sub.sub_id);
-	args[1] = ids;
-	args[2] = txmq_xact_held_ids(sub.sub_id);
-	n = txmq_exec(PLAN_ACK, args, NULL, 0);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < nids; i++)
 	{
-		bool		isnull;
+		int64		id = DatumGetInt64(id_datums[i]);
 
-		txmq_xact_settled(sub.topic.topic_id, sub.sub_id,
-						  DatumGetInt64(txmq_col(i, 1, &isnull)));
+		if (txmq_xact_holding(sub.sub_id, id))
+		{
+			txmq_xact_settled(sub.topic.topic_id, sub.sub_id, id);
+			n++;
+		}
+		else
+			id_datums[nleased++] = id_datums[i];
+	}
+	if (nleased > 0)
+	{
+		Datum		args[2];
+		int			deleted;
+
+		args[0] = Int32GetDatum(sub.sub_id);
+		args[1] = array_of(id_datums, NULL, nleased, INT8OID);
+		deleted = txmq_exec(PLAN_ACK, args, NULL, 0);
+		for (int i = 0; i < deleted; i++)
+		{
+			bool		isnull;
+
+			txmq_xact_settled(sub.topic.topic_id, sub.sub_id,
+							  DatumGetInt64(txmq_col(i, 1, &isnull)));
+		}
+		n += deleted;
 	}
 	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_ACKED, n);
 	txmq_end(&scope);
@@ -270,9 +484,9 @@ txmq_ack(PG_FUNCTION_ARGS)
 	require_msg_id(fcinfo, 2);
 	id = PG_GETARG_DATUM(2);
 	PG_RETURN_BOOL(ack_ids(fcinfo,
-						   PointerGetDatum(construct_array(&id, 1, INT8OID, 8,
-														   FLOAT8PASSBYVAL,
-														   TYPALIGN_DOUBLE))) > 0);
+						   construct_array(&id, 1, INT8OID, 8,
+										   FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE)) > 0);
 }
 
 Datum
@@ -289,27 +503,28 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("txmq: msg_ids must be a one-dimensional array without nulls")));
-	PG_RETURN_INT32(ack_ids(fcinfo, PointerGetDatum(ids)));
+	PG_RETURN_INT32(ack_ids(fcinfo, ids));
 }
 
 /*
- * Lock a message the caller holds (leased, or received in this
- * transaction) for nack / reject; returns its attempt count, or -1 if the
- * caller does not hold it.
+ * Find a message the caller holds for nack / reject: received in this
+ * transaction (*held is set), or leased (its row is locked).  Returns its
+ * attempt count, or -1 if the caller does not hold it.
  */
 static int32
-lock_held(const TxmqSub *sub, int64 msg_id)
+find_held(const TxmqSub *sub, int64 msg_id, TxmqTouched **held)
 {
-	TxmqTouched *mine = txmq_xact_holding(sub->sub_id, msg_id);
-	Datum		args[3];
+	Datum		args[2];
 	bool		isnull;
 
+	*held = txmq_xact_holding(sub->sub_id, msg_id);
+	if (*held)
+		return (*held)->attempt;
 	args[0] = Int32GetDatum(sub->sub_id);
 	args[1] = Int64GetDatum(msg_id);
-	args[2] = BoolGetDatum(mine != NULL);
 	if (txmq_exec(PLAN_LOCK, args, NULL, 1) == 0)
 		return -1;
-	return mine ? mine->attempt : DatumGetInt32(txmq_col(0, 1, &isnull));
+	return DatumGetInt32(txmq_col(0, 1, &isnull));
 }
 
 static char *
@@ -345,6 +560,17 @@ backoff_ms(const TxmqSub *sub, int32 attempt)
 	return d / 2 + (int64) (pg_prng_double(&pg_global_prng_state) * (d - d / 2));
 }
 
+/* Move a held message to the dead letters. */
+static void
+dead_letter_found(const TxmqSub *sub, int64 msg_id, TxmqTouched *held,
+				  int32 attempts, const char *error)
+{
+	if (held)
+		dead_letter_held(sub, held, attempts, error);
+	else
+		txmq_dead_letter(sub, msg_id, attempts, error);
+}
+
 Datum
 txmq_nack(PG_FUNCTION_ARGS)
 {
@@ -355,29 +581,39 @@ txmq_nack(PG_FUNCTION_ARGS)
 	int64		msg_id;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
+	TxmqTouched *held;
 	int32		attempt;
 
 	require_msg_id(fcinfo, 2);
 	msg_id = PG_GETARG_INT64(2);
 	txmq_begin(&scope, true);
 	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
-	attempt = lock_held(&sub, msg_id);
+	attempt = find_held(&sub, msg_id, &held);
 	if (attempt >= sub.max_deliveries)
-		txmq_dead_letter(&sub, msg_id, attempt, error);
+		dead_letter_found(&sub, msg_id, held, attempt, error);
 	else if (attempt >= 0)
 	{
 		int64		ms = delay ? txmq_interval_ms(delay, "delay", 0,
 												  MAX_DELAY_MS)
 			: backoff_ms(&sub, attempt);
-		Datum		args[5];
-		bool		nulls[5] = {false, false, false, false, error == NULL};
+		TimestampTz due = after_ms(GetCurrentTimestamp(), ms);
 
-		args[0] = Int32GetDatum(sub.sub_id);
-		args[1] = Int64GetDatum(msg_id);
-		args[2] = TimestampTzGetDatum(after_ms(GetCurrentTimestamp(), ms));
-		args[3] = Int32GetDatum(attempt);
-		args[4] = error ? CStringGetTextDatum(error) : (Datum) 0;
-		txmq_exec(PLAN_NACK, args, nulls, 0);
+		if (held)
+		{
+			held->lease_until = due;
+			txmq_restore(&held, 1, false, error);
+		}
+		else
+		{
+			Datum		args[4];
+			bool		nulls[4] = {false, false, false, error == NULL};
+
+			args[0] = Int32GetDatum(sub.sub_id);
+			args[1] = Int64GetDatum(msg_id);
+			args[2] = TimestampTzGetDatum(due);
+			args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+			txmq_exec(PLAN_NACK, args, nulls, 0);
+		}
 		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id);
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
@@ -396,15 +632,16 @@ txmq_reject(PG_FUNCTION_ARGS)
 	char	   *error = arg_error(fcinfo, 3);
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
+	TxmqTouched *held;
 	int32		attempt;
 
 	require_msg_id(fcinfo, 2);
 	txmq_begin(&scope, true);
 	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
-	attempt = lock_held(&sub, PG_GETARG_INT64(2));
+	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
 	if (attempt >= 0)
-		txmq_dead_letter(&sub, PG_GETARG_INT64(2), attempt,
-						 error ? error : "rejected");
+		dead_letter_found(&sub, PG_GETARG_INT64(2), held, attempt,
+						  error ? error : "rejected");
 	txmq_end(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
 }
@@ -416,7 +653,7 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	Interval   *lease;
 	TimestampTz until;
-	TxmqTouched *mine;
+	TxmqTouched *held;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	bool		found = true;
@@ -432,9 +669,9 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 
 	txmq_begin(&scope, true);
 	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
-	mine = txmq_xact_holding(sub.sub_id, PG_GETARG_INT64(2));
-	if (mine)
-		mine->lease_until = until;
+	held = txmq_xact_holding(sub.sub_id, PG_GETARG_INT64(2));
+	if (held)
+		held->lease_until = until;
 	else
 	{
 		Datum		args[3];

@@ -12,13 +12,25 @@
  * sleepers.  When the table is full, new subscriptions fall back to polling
  * and have no counters (a WARNING says so once per backend).
  *
- * Aborted attempts.  A consumer that receives and acks in one transaction
- * writes no lease, so if it aborts nothing in the database records the
- * attempt.  The abort callback records it here instead, keyed by message,
- * and the next receive adds it to the attempt count; it is forgotten when
- * a lease commits (the row then carries the count) or the message is
- * settled.  This memory does not survive a server restart: after one, a
- * poison message gets at most max_deliveries further attempts.
+ * Messages.  A second table, keyed by message, holds two facts that no
+ * row can:
+ *
+ *	- claims: receive deletes the rows it delivers, and until that delete
+ *	  commits other consumers still see the rows.  A receiver claims each
+ *	  row here before deleting it and skips rows claimed by others, so
+ *	  concurrent consumers never queue up behind each other's deletes.
+ *	  Claims only prevent waiting; the delete itself guarantees that one
+ *	  consumer gets a message.  A claim lasts until its transaction ends.
+ *	- aborted attempts: a consumer that receives and acks in one
+ *	  transaction writes nothing else, so if it aborts the database keeps
+ *	  no trace of the attempt.  The abort callback counts it here and the
+ *	  next receive adds it to the attempt number; it is forgotten once the
+ *	  message is settled or its lease (which carries the count) commits.
+ *	  This does not survive a server restart: after one, a poison message
+ *	  gets at most max_deliveries further attempts.
+ *
+ * When the table is full, claims are not recorded (consumers may then wait
+ * for each other) and aborted attempts are not counted; a WARNING says so.
  *
  * Without shared_preload_libraries none of this exists and every function
  * here is a no-op.
@@ -48,29 +60,30 @@ typedef struct Slot
 	pg_atomic_uint64 counters[NUM_TXMQ_COUNTERS];
 } Slot;
 
-typedef struct AttemptKey
+typedef struct MsgKey
 {
 	Oid			dboid;
 	int32		sub_id;
 	int64		msg_id;
-} AttemptKey;
+} MsgKey;
 
-typedef struct Attempt
+typedef struct MsgState
 {
-	AttemptKey	key;
-	int32		aborted;
-} Attempt;
+	MsgKey		key;
+	int32		aborted;		/* attempts of transactions that aborted */
+	int			claimer;		/* pid of the claiming backend, or 0 */
+} MsgState;
 
 typedef struct TxmqShared
 {
 	LWLock	   *slots_lock;
-	LWLock	   *attempts_lock;
-	pg_atomic_uint32 nattempts; /* lets the common case skip the lock */
+	LWLock	   *msgs_lock;
+	pg_atomic_uint32 nmsgs;		/* lets the common case skip the lock */
 } TxmqShared;
 
 static TxmqShared *shared = NULL;
 static HTAB *slots = NULL;
-static HTAB *attempts = NULL;
+static HTAB *msgs = NULL;
 
 void
 txmq_shmem_request(void)
@@ -78,8 +91,8 @@ txmq_shmem_request(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(TxmqShared)));
 	RequestAddinShmemSpace(hash_estimate_size(txmq_max_subscriptions,
 											  sizeof(Slot)));
-	RequestAddinShmemSpace(hash_estimate_size(txmq_max_tracked_attempts,
-											  sizeof(Attempt)));
+	RequestAddinShmemSpace(hash_estimate_size(txmq_max_tracked_messages,
+											  sizeof(MsgState)));
 	RequestAddinShmemSpace(txmq_worker_shmem_size());
 	RequestNamedLWLockTranche("txmq", 2);
 }
@@ -97,8 +110,8 @@ txmq_shmem_startup(void)
 		LWLockPadded *locks = GetNamedLWLockTranche("txmq");
 
 		shared->slots_lock = &locks[0].lock;
-		shared->attempts_lock = &locks[1].lock;
-		pg_atomic_init_u32(&shared->nattempts, 0);
+		shared->msgs_lock = &locks[1].lock;
+		pg_atomic_init_u32(&shared->nmsgs, 0);
 	}
 
 	info.keysize = sizeof(SlotKey);
@@ -106,12 +119,11 @@ txmq_shmem_startup(void)
 	slots = ShmemInitHash("txmq slots", txmq_max_subscriptions,
 						  txmq_max_subscriptions, &info,
 						  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-	info.keysize = sizeof(AttemptKey);
-	info.entrysize = sizeof(Attempt);
-	attempts = ShmemInitHash("txmq aborted attempts",
-							 txmq_max_tracked_attempts,
-							 txmq_max_tracked_attempts, &info,
-							 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	info.keysize = sizeof(MsgKey);
+	info.entrysize = sizeof(MsgState);
+	msgs = ShmemInitHash("txmq messages", txmq_max_tracked_messages,
+						 txmq_max_tracked_messages, &info,
+						 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	txmq_worker_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -216,10 +228,10 @@ txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out)
 	return true;
 }
 
-static AttemptKey
-attempt_key(int32 sub_id, int64 msg_id)
+static MsgKey
+msg_key(int32 sub_id, int64 msg_id)
 {
-	AttemptKey	key;
+	MsgKey		key;
 
 	memset(&key, 0, sizeof(key));
 	key.dboid = MyDatabaseId;
@@ -228,61 +240,144 @@ attempt_key(int32 sub_id, int64 msg_id)
 	return key;
 }
 
-int32
-txmq_aborted_attempts(int32 sub_id, int64 msg_id)
+static void
+warn_msgs_full(void)
 {
-	AttemptKey	key;
-	Attempt    *a;
-	int32		n = 0;
+	static bool warned = false;
 
-	if (attempts == NULL || pg_atomic_read_u32(&shared->nattempts) == 0)
-		return 0;
-	key = attempt_key(sub_id, msg_id);
-	LWLockAcquire(shared->attempts_lock, LW_SHARED);
-	a = hash_search(attempts, &key, HASH_FIND, NULL);
-	if (a != NULL)
-		n = a->aborted;
-	LWLockRelease(shared->attempts_lock);
-	return n;
+	if (warned)
+		return;
+	warned = true;
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("txmq: all %d message slots are in use",
+					txmq_max_tracked_messages),
+			 errdetail("Concurrent consumers may wait for each other, and "
+					   "aborted delivery attempts go uncounted."),
+			 errhint("Raise txmq.max_tracked_messages and restart.")));
 }
 
-/* Called from the abort path: must not throw. */
-void
-txmq_add_aborted_attempt(int32 sub_id, int64 msg_id)
+/* Drop an entry that no longer remembers anything; lock held. */
+static void
+drop_if_empty(MsgState *m)
 {
-	AttemptKey	key;
-	Attempt    *a;
-	bool		found;
+	if (m->claimer == 0 && m->aborted == 0)
+	{
+		hash_search(msgs, &m->key, HASH_REMOVE, NULL);
+		pg_atomic_fetch_sub_u32(&shared->nmsgs, 1);
+	}
+}
 
-	if (attempts == NULL)
-		return;
-	key = attempt_key(sub_id, msg_id);
-	LWLockAcquire(shared->attempts_lock, LW_EXCLUSIVE);
-	a = hash_search(attempts, &key, HASH_ENTER_NULL, &found);
-	if (a != NULL)
+/*
+ * Claim a message for this backend's transaction; false if another
+ * backend holds it.  Without room (or shared memory) the claim is not
+ * recorded and succeeds: the receiver's delete still decides.
+ */
+bool
+txmq_claim(int32 sub_id, int64 msg_id)
+{
+	MsgKey		key;
+	MsgState   *m;
+	bool		found;
+	bool		ok = true;
+
+	if (msgs == NULL)
+		return true;
+	key = msg_key(sub_id, msg_id);
+	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
+	m = hash_search(msgs, &key, HASH_ENTER_NULL, &found);
+	if (m != NULL)
 	{
 		if (!found)
 		{
-			a->aborted = 0;
-			pg_atomic_fetch_add_u32(&shared->nattempts, 1);
+			m->aborted = 0;
+			m->claimer = 0;
+			pg_atomic_fetch_add_u32(&shared->nmsgs, 1);
 		}
-		a->aborted++;
+		if (m->claimer != 0 && m->claimer != MyProcPid)
+			ok = false;
+		else
+			m->claimer = MyProcPid;
 	}
-	LWLockRelease(shared->attempts_lock);
+	LWLockRelease(shared->msgs_lock);
+	if (m == NULL)
+		warn_msgs_full();
+	return ok;
 }
 
+/*
+ * Release this backend's claim on a message; count an aborted attempt if
+ * asked.  Called from abort paths: must not throw.
+ */
 void
-txmq_forget_attempts(int32 sub_id, int64 msg_id)
+txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt)
 {
-	AttemptKey	key;
+	MsgKey		key;
+	MsgState   *m;
 	bool		found;
 
-	if (attempts == NULL || pg_atomic_read_u32(&shared->nattempts) == 0)
+	if (msgs == NULL)
 		return;
-	key = attempt_key(sub_id, msg_id);
-	LWLockAcquire(shared->attempts_lock, LW_EXCLUSIVE);
-	hash_search(attempts, &key, HASH_REMOVE, &found);
-	if (found)
-		pg_atomic_fetch_sub_u32(&shared->nattempts, 1);
-	LWLockRelease(shared->attempts_lock);
+	key = msg_key(sub_id, msg_id);
+	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
+	m = hash_search(msgs, &key,
+					aborted_attempt ? HASH_ENTER_NULL : HASH_FIND, &found);
+	if (m != NULL)
+	{
+		if (!found)
+		{
+			m->aborted = 0;
+			m->claimer = 0;
+			pg_atomic_fetch_add_u32(&shared->nmsgs, 1);
+		}
+		if (m->claimer == MyProcPid)
+			m->claimer = 0;
+		if (aborted_attempt)
+			m->aborted++;
+		drop_if_empty(m);
+	}
+	LWLockRelease(shared->msgs_lock);
+}
+
+int32
+txmq_aborted_attempts(int32 sub_id, int64 msg_id)
+{
+	MsgKey		key;
+	MsgState   *m;
+	int32		n = 0;
+
+	if (msgs == NULL || pg_atomic_read_u32(&shared->nmsgs) == 0)
+		return 0;
+	key = msg_key(sub_id, msg_id);
+	LWLockAcquire(shared->msgs_lock, LW_SHARED);
+	m = hash_search(msgs, &key, HASH_FIND, NULL);
+	if (m != NULL)
+		n = m->aborted;
+	LWLockRelease(shared->msgs_lock);
+	return n;
+}
+
+/*
+ * The message was settled, or its attempt count is now in its row: drop
+ * our claim and the aborted attempts.
+ */
+void
+txmq_forget_message(int32 sub_id, int64 msg_id)
+{
+	MsgKey		key;
+	MsgState   *m;
+
+	if (msgs == NULL || pg_atomic_read_u32(&shared->nmsgs) == 0)
+		return;
+	key = msg_key(sub_id, msg_id);
+	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
+	m = hash_search(msgs, &key, HASH_FIND, NULL);
+	if (m != NULL)
+	{
+		m->aborted = 0;
+		if (m->claimer == MyProcPid)
+			m->claimer = 0;
+		drop_if_empty(m);
+	}
+	LWLockRelease(shared->msgs_lock);
 }

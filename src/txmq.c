@@ -25,7 +25,7 @@ int			txmq_max_payload_bytes = 1024 * 1024;
 int			txmq_max_batch = 10000;
 int			txmq_poll_interval_ms = 100;
 int			txmq_max_subscriptions = 1024;
-int			txmq_max_tracked_attempts = 16384;
+int			txmq_max_tracked_messages = 65536;
 int			txmq_worker_naptime_ms = 1000;
 int			txmq_max_workers = 8;
 int			txmq_check_timeout_ms = 5000;
@@ -105,11 +105,11 @@ define_gucs(void)
 							NULL, &txmq_max_subscriptions,
 							1024, 16, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("txmq.max_tracked_attempts",
-							"Messages whose aborted delivery attempts are "
-							"remembered in shared memory.",
-							NULL, &txmq_max_tracked_attempts,
-							16384, 128, 10000000,
+	DefineCustomIntVariable("txmq.max_tracked_messages",
+							"Messages that can be claimed by receivers or "
+							"have aborted delivery attempts at one time.",
+							NULL, &txmq_max_tracked_messages,
+							65536, 128, 10000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 }
 

@@ -19,6 +19,7 @@
 
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "access/htup.h"
 #include "fmgr.h"
 #include "storage/condition_variable.h"
 #include "utils/jsonb.h"
@@ -31,7 +32,7 @@ extern int	txmq_max_payload_bytes;
 extern int	txmq_max_batch;
 extern int	txmq_poll_interval_ms;
 extern int	txmq_max_subscriptions;
-extern int	txmq_max_tracked_attempts;
+extern int	txmq_max_tracked_messages;
 extern int	txmq_worker_naptime_ms;
 extern int	txmq_max_workers;
 extern int	txmq_check_timeout_ms;
@@ -55,15 +56,27 @@ typedef enum TxmqPlanId
 	PLAN_SEND,
 	PLAN_RECEIVE,
 	PLAN_NEXT_DUE,
-	PLAN_LEASE,
+	PLAN_RESTORE,
 	PLAN_ACK,
 	PLAN_LOCK,
 	PLAN_NACK,
 	PLAN_EXTEND,
 	PLAN_DEAD_LETTER,
+	PLAN_DEAD_LETTER_ROW,
 	PLAN_DEAD_LETTERS,
 	PLAN_REDRIVE,
 	PLAN_STATS,
+	PLAN_HALF_INSERT,
+	PLAN_HALF_BY_ID,
+	PLAN_HALF_RESOLVE,
+	PLAN_HALF_FOR_CHECK,
+	PLAN_HALF_CHECKED,
+	PLAN_HALF_DEAD_LETTER,
+	PLAN_HALF_DUE,
+	PLAN_HALF_NEXT_DUE,
+	PLAN_HALF_RECLAIM,
+	PLAN_HALF_LIST,
+	PLAN_PENDING_CHECKS,
 	NUM_TXMQ_PLANS
 } TxmqPlanId;
 
@@ -116,6 +129,8 @@ extern char *txmq_arg_name(FunctionCallInfo fcinfo, int argno,
 						   const char *what);
 extern void txmq_lookup_topic(const char *name, TxmqPrivilege priv,
 							  TxmqTopic *topic);
+extern bool txmq_has_privilege(const TxmqTopic *topic, int32 sub_id,
+							   TxmqPrivilege priv);
 extern void txmq_lookup_sub(const char *topic, const char *sub,
 							TxmqPrivilege priv, TxmqSub *out);
 extern int64 txmq_interval_ms(const Interval *iv, const char *what,
@@ -148,9 +163,21 @@ extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages);
 extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+extern bool txmq_claim(int32 sub_id, int64 msg_id);
+extern void txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
-extern void txmq_add_aborted_attempt(int32 sub_id, int64 msg_id);
-extern void txmq_forget_attempts(int32 sub_id, int64 msg_id);
+extern void txmq_forget_message(int32 sub_id, int64 msg_id);
+
+/* Columns of a received row (PLAN_RECEIVE), 1-based */
+#define TXMQ_ROW_MSG_ID 1
+#define TXMQ_ROW_PAYLOAD 2
+#define TXMQ_ROW_HEADERS 3
+#define TXMQ_ROW_KEY 4
+#define TXMQ_ROW_ATTEMPT 5
+#define TXMQ_ROW_CREATED_AT 6
+#define TXMQ_ROW_LAST_ERROR 7
+#define TXMQ_ROW_PRODUCER_GROUP 8
+#define TXMQ_ROW_NATTS 8
 
 /* ---- xact.c: what the current transaction owes at its end ---- */
 typedef struct TxmqTouched
@@ -161,6 +188,7 @@ typedef struct TxmqTouched
 	bool		received_here;	/* else: settled here, received earlier */
 	int32		attempt;		/* delivery attempt, if received here */
 	TimestampTz lease_until;	/* lease to write at commit if unsettled */
+	HeapTuple	row;			/* the deleted row (TXMQ_ROW_* columns) */
 	SubTransactionId recv_subid;
 	SubTransactionId settle_subid;	/* InvalidSubTransactionId: unsettled */
 } TxmqTouched;
@@ -168,11 +196,14 @@ typedef struct TxmqTouched
 #define TXMQ_WAKE NUM_TXMQ_COUNTERS /* tally kind: wake receivers */
 
 extern void txmq_xact_init(void);
-extern void txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
-							   int32 attempt, TimestampTz lease_until);
+extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
+extern int	txmq_xact_claims_done(void);
+extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
+									   int64 msg_id, int32 attempt,
+									   TimestampTz lease_until,
+									   HeapTuple row);
 extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
 extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id);
-extern Datum txmq_xact_held_ids(int32 sub_id);
 extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
 							int64 delta);
 
@@ -184,9 +215,17 @@ extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
 						 TimestampTz created_at, TimestampTz vt);
 extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
 
-/* ---- receive.c, shared with half.c and the worker ---- */
+/* ---- receive.c, shared with xact.c, half.c and the worker ---- */
 extern int	txmq_dead_letter(const TxmqSub *sub, int64 msg_id,
 							 int32 attempts, const char *error);
+extern void txmq_restore(TxmqTouched **held, int n, bool leased,
+						 const char *error);
+
+/* ---- half.c, for the worker ---- */
+extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,
+						  TimestampTz *next_due);
+extern void txmq_half_check(int64 msg_id, TimestampTz now);
+extern void txmq_half_reclaim(TimestampTz before);
 
 /* ---- worker.c ---- */
 extern Size txmq_worker_shmem_size(void);

@@ -3,29 +3,31 @@
  * xact.c
  *	  What the current transaction owes at its end.
  *
- * A receive locks its rows (FOR UPDATE SKIP LOCKED) and writes nothing.
- * Whether a lease must be written depends on how the transaction ends:
+ * A receive deletes the rows it delivers (receive.c).  What else must
+ * happen depends on how the transaction ends:
  *
- *	- acked, nacked or rejected in the same transaction: nothing more to do;
- *	- still held at commit: the pre-commit callback writes the leases of all
- *	  of them in one UPDATE (lease mode);
- *	- the transaction (or the savepoint that received them) aborts: the row
- *	  locks vanish, so the messages are available again at once, and the
- *	  attempt is recorded in shared memory (see shmem.c).
+ *	- acked in the same transaction: nothing; the delete was the ack;
+ *	- nacked or rejected in the same transaction: the row was already put
+ *	  back with a backoff, or into the dead letters, when that was called;
+ *	- still held at commit: the pre-commit callback puts the rows back as
+ *	  leases, all of them in one INSERT (lease mode);
+ *	- the transaction, or the savepoint that received them, aborts: the
+ *	  delete is undone, so the messages are available again at once, and
+ *	  the attempt is counted in shared memory (shmem.c).
  *
- * So a consumer that receives and acks in one transaction pays for exactly
- * one row lock and one delete per message.
+ * So a consumer that receives and acks in one transaction writes exactly
+ * one row deletion per message.
  *
- * Counters and wakeups are tallied here too and applied only at commit, so
- * a rolled-back send wakes no one and counts nothing.
+ * The claims a receive takes (shmem.c) are released when the transaction
+ * ends.  Counters and wakeups are tallied here too and applied only at
+ * commit, so a rolled-back send wakes no one and counts nothing.
  *
  *-------------------------------------------------------------------------
  */
 #include "txmq.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
-#include "utils/array.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -38,44 +40,80 @@ typedef struct Tally
 	SubTransactionId subid;
 } Tally;
 
-static TxmqTouched *touched = NULL;
-static int	ntouched = 0;
-static int	maxtouched = 0;
-static Tally *tallies = NULL;
-static int	ntallies = 0;
-static int	maxtallies = 0;
-
-/* Grow an array kept in TopTransactionContext. */
-static void *
-grow(void *array, int *max, Size elemsize)
+typedef struct Claim
 {
-	int			newmax = *max ? *max * 2 : 16;
+	int32		sub_id;
+	int64		msg_id;
+} Claim;
 
-	*max = newmax;
-	if (array == NULL)
-		return MemoryContextAlloc(TopTransactionContext, newmax * elemsize);
-	return repalloc(array, newmax * elemsize);
+/* Growable arrays in TopTransactionContext, emptied at transaction end. */
+#define ARRAY_OF(type) struct { type *items; int n; int max; }
+#define APPEND(a) \
+	((a).n == (a).max ? \
+	 (void) ((a).items = grow((a).items, &(a).max, sizeof(*(a).items))) : \
+	 (void) 0, \
+	 &(a).items[(a).n++])
+
+static ARRAY_OF(TxmqTouched) touched;
+static ARRAY_OF(Tally) tallies;
+static ARRAY_OF(Claim) claims;	/* taken by the receive now running */
+
+static void *
+grow(void *items, int *max, Size elemsize)
+{
+	*max = *max ? *max * 2 : 16;
+	if (items == NULL)
+		return MemoryContextAlloc(TopTransactionContext, *max * elemsize);
+	return repalloc(items, *max * elemsize);
 }
 
 static void
 reset(void)
 {
 	/* the memory goes with TopTransactionContext */
-	touched = NULL;
-	ntouched = maxtouched = 0;
-	tallies = NULL;
-	ntallies = maxtallies = 0;
+	memset(&touched, 0, sizeof(touched));
+	memset(&tallies, 0, sizeof(tallies));
+	memset(&claims, 0, sizeof(claims));
 }
 
+/* A claim taken by the running receive (see txmq_xact_claims_done). */
 void
-txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
-				   int32 attempt, TimestampTz lease_until)
+txmq_xact_claimed(int32 sub_id, int64 msg_id)
 {
-	TxmqTouched *t;
+	Claim	   *c = APPEND(claims);
 
-	if (ntouched == maxtouched)
-		touched = grow(touched, &maxtouched, sizeof(TxmqTouched));
-	t = &touched[ntouched++];
+	c->sub_id = sub_id;
+	c->msg_id = msg_id;
+}
+
+/*
+ * The receive has recorded what it delivered: release the claims on rows
+ * it claimed but could not delete (another consumer got them first), and
+ * return how many those were.
+ */
+int
+txmq_xact_claims_done(void)
+{
+	int			lost = 0;
+
+	for (int i = 0; i < claims.n; i++)
+		if (!txmq_xact_holding(claims.items[i].sub_id, claims.items[i].msg_id))
+		{
+			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id,
+						 false);
+			lost++;
+		}
+	claims.n = 0;
+	return lost;
+}
+
+/* A receive deleted and delivered row (a copy of which is kept). */
+TxmqTouched *
+txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
+				   int32 attempt, TimestampTz lease_until, HeapTuple row)
+{
+	TxmqTouched *t = APPEND(touched);
+
 	t->topic_id = topic_id;
 	t->sub_id = sub_id;
 	t->msg_id = msg_id;
@@ -84,15 +122,24 @@ txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->lease_until = lease_until;
 	t->recv_subid = GetCurrentSubTransactionId();
 	t->settle_subid = InvalidSubTransactionId;
+	t->row = NULL;
+	if (row)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		t->row = heap_copytuple(row);
+		MemoryContextSwitchTo(old);
+	}
+	return t;
 }
 
 /* The entry of a message this transaction received and still holds. */
 TxmqTouched *
 txmq_xact_holding(int32 sub_id, int64 msg_id)
 {
-	for (int i = 0; i < ntouched; i++)
+	for (int i = 0; i < touched.n; i++)
 	{
-		TxmqTouched *t = &touched[i];
+		TxmqTouched *t = &touched.items[i];
 
 		if (t->msg_id == msg_id && t->sub_id == sub_id && t->received_here &&
 			t->settle_subid == InvalidSubTransactionId)
@@ -109,41 +156,20 @@ txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id)
 
 	if (t == NULL)
 	{
-		if (ntouched == maxtouched)
-			touched = grow(touched, &maxtouched, sizeof(TxmqTouched));
-		t = &touched[ntouched++];
+		t = APPEND(touched);
 		memset(t, 0, sizeof(*t));
 		t->topic_id = topic_id;
 		t->sub_id = sub_id;
 		t->msg_id = msg_id;
-		t->received_here = false;
 	}
 	t->settle_subid = GetCurrentSubTransactionId();
-}
-
-/* int8[] of the messages of sub_id this transaction holds. */
-Datum
-txmq_xact_held_ids(int32 sub_id)
-{
-	Datum	   *ids = palloc(sizeof(Datum) * (ntouched + 1));
-	int			n = 0;
-
-	for (int i = 0; i < ntouched; i++)
-		if (touched[i].sub_id == sub_id && touched[i].received_here &&
-			touched[i].settle_subid == InvalidSubTransactionId)
-			ids[n++] = Int64GetDatum(touched[i].msg_id);
-	return PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 void
 txmq_xact_tally(int32 topic_id, int32 sub_id, int kind, int64 delta)
 {
-	Tally	   *t;
+	Tally	   *t = APPEND(tallies);
 
-	if (ntallies == maxtallies)
-		tallies = grow(tallies, &maxtallies, sizeof(Tally));
-	t = &tallies[ntallies++];
 	t->topic_id = topic_id;
 	t->sub_id = sub_id;
 	t->kind = kind;
@@ -151,68 +177,34 @@ txmq_xact_tally(int32 topic_id, int32 sub_id, int kind, int64 delta)
 	t->subid = GetCurrentSubTransactionId();
 }
 
-/* Write the leases of every message still held, in one statement. */
+/* Put every message still held back as a lease, in one statement. */
 static void
 write_leases(void)
 {
-	TxmqOwnerScope scope;
-	Datum	   *subs,
-			   *ids,
-			   *atts,
-			   *untils;
-	Datum		args[4];
+	TxmqTouched **held = palloc(sizeof(TxmqTouched *) * (touched.n + 1));
 	int			n = 0;
 
-	for (int i = 0; i < ntouched; i++)
-		if (touched[i].received_here &&
-			touched[i].settle_subid == InvalidSubTransactionId)
-			n++;
+	for (int i = 0; i < touched.n; i++)
+		if (touched.items[i].received_here &&
+			touched.items[i].settle_subid == InvalidSubTransactionId)
+			held[n++] = &touched.items[i];
 	if (n == 0)
 		return;
 
-	subs = palloc(sizeof(Datum) * n);
-	ids = palloc(sizeof(Datum) * n);
-	atts = palloc(sizeof(Datum) * n);
-	untils = palloc(sizeof(Datum) * n);
-	n = 0;
-	for (int i = 0; i < ntouched; i++)
-	{
-		TxmqTouched *t = &touched[i];
-
-		if (!t->received_here || t->settle_subid != InvalidSubTransactionId)
-			continue;
-		subs[n] = Int32GetDatum(t->sub_id);
-		ids[n] = Int64GetDatum(t->msg_id);
-		atts[n] = Int32GetDatum(t->attempt);
-		untils[n] = TimestampTzGetDatum(t->lease_until);
-		n++;
-	}
-	args[0] = PointerGetDatum(construct_array(subs, n, INT4OID, 4, true,
-											  TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(ids, n, INT8OID, 8,
-											  FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(atts, n, INT4OID, 4, true,
-											  TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(untils, n, TIMESTAMPTZOID, 8,
-											  FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
 	/* the commit path has no active snapshot of its own */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	txmq_begin(&scope, true);
-	txmq_exec(PLAN_LEASE, args, NULL, 0);
-	txmq_end(&scope);
+	txmq_restore(held, n, true, NULL);
 	PopActiveSnapshot();
 }
 
 static void
 apply_at_commit(void)
 {
-	for (int i = 0; i < ntouched; i++)
-		txmq_forget_attempts(touched[i].sub_id, touched[i].msg_id);
-	for (int i = 0; i < ntallies; i++)
+	for (int i = 0; i < touched.n; i++)
+		txmq_forget_message(touched.items[i].sub_id, touched.items[i].msg_id);
+	for (int i = 0; i < tallies.n; i++)
 	{
-		Tally	   *t = &tallies[i];
+		Tally	   *t = &tallies.items[i];
 
 		if (t->kind == TXMQ_WAKE)
 			txmq_wake(t->topic_id, t->sub_id, t->delta);
@@ -225,8 +217,16 @@ apply_at_commit(void)
 static void
 undo_receive(TxmqTouched *t)
 {
-	txmq_add_aborted_attempt(t->sub_id, t->msg_id);
+	txmq_unclaim(t->sub_id, t->msg_id, true);
 	txmq_wake(t->topic_id, t->sub_id, 1);
+}
+
+static void
+release_claims(void)
+{
+	for (int i = 0; i < claims.n; i++)
+		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, false);
+	claims.n = 0;
 }
 
 static void
@@ -238,25 +238,26 @@ xact_callback(XactEvent event, void *arg)
 			write_leases();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			for (int i = 0; i < ntouched; i++)
-				if (touched[i].received_here)
+			for (int i = 0; i < touched.n; i++)
+				if (touched.items[i].received_here)
 					ereport(ERROR,
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("cannot PREPARE a transaction that has received txmq messages"),
-							 errhint("Receive in lease mode in an ordinary transaction.")));
+							 errhint("Receive in an ordinary transaction.")));
 			break;
 		case XACT_EVENT_COMMIT:
 			apply_at_commit();
 			reset();
 			break;
 		case XACT_EVENT_ABORT:
-			for (int i = 0; i < ntouched; i++)
-				if (touched[i].received_here)
-					undo_receive(&touched[i]);
+			release_claims();
+			for (int i = 0; i < touched.n; i++)
+				if (touched.items[i].received_here)
+					undo_receive(&touched.items[i]);
 			reset();
 			break;
 		case XACT_EVENT_PREPARE:
-			/* rows are prepared; wakeups and counters are dropped */
+			/* only sends get here: rows are prepared, wakeups dropped */
 			reset();
 			break;
 		default:
@@ -272,25 +273,26 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
-		for (int i = 0; i < ntouched; i++)
+		for (int i = 0; i < touched.n; i++)
 		{
-			if (touched[i].recv_subid == mySubid)
-				touched[i].recv_subid = parentSubid;
-			if (touched[i].settle_subid == mySubid)
-				touched[i].settle_subid = parentSubid;
+			if (touched.items[i].recv_subid == mySubid)
+				touched.items[i].recv_subid = parentSubid;
+			if (touched.items[i].settle_subid == mySubid)
+				touched.items[i].settle_subid = parentSubid;
 		}
-		for (int i = 0; i < ntallies; i++)
-			if (tallies[i].subid == mySubid)
-				tallies[i].subid = parentSubid;
+		for (int i = 0; i < tallies.n; i++)
+			if (tallies.items[i].subid == mySubid)
+				tallies.items[i].subid = parentSubid;
 		return;
 	}
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 
+	release_claims();
 	keep = 0;
-	for (int i = 0; i < ntouched; i++)
+	for (int i = 0; i < touched.n; i++)
 	{
-		TxmqTouched *t = &touched[i];
+		TxmqTouched *t = &touched.items[i];
 
 		if (t->received_here && t->recv_subid == mySubid)
 		{
@@ -299,19 +301,20 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		}
 		if (t->settle_subid == mySubid)
 		{
+			/* what settled it was rolled back with the savepoint */
 			if (!t->received_here)
 				continue;
 			t->settle_subid = InvalidSubTransactionId;
 		}
-		touched[keep++] = *t;
+		touched.items[keep++] = *t;
 	}
-	ntouched = keep;
+	touched.n = keep;
 
 	keep = 0;
-	for (int i = 0; i < ntallies; i++)
-		if (tallies[i].subid != mySubid)
-			tallies[keep++] = tallies[i];
-	ntallies = keep;
+	for (int i = 0; i < tallies.n; i++)
+		if (tallies.items[i].subid != mySubid)
+			tallies.items[keep++] = tallies.items[i];
+	tallies.n = keep;
 }
 
 void

@@ -260,6 +260,7 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz until = after_ms(now, lease_ms);
 		Datum		args[3];
+		SPITupleTable *taken;
 		RowRef	   *rows;
 		int			n;
 
@@ -267,13 +268,14 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 		args[1] = TimestampTzGetDatum(now);
 		args[2] = Int32GetDatum(max - delivered);
 		n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
+		taken = SPI_tuptable;	/* dead_letter_held() runs queries too */
 		/* RETURNING order is the scan's; deliver in id order for sure */
 		rows = palloc(sizeof(RowRef) * (n + 1));
 		for (int i = 0; i < n; i++)
 		{
 			bool		isnull;
 
-			rows[i].tuple = SPI_tuptable->vals[i];
+			rows[i].tuple = taken->vals[i];
 			rows[i].msg_id = DatumGetInt64(txmq_col(i, TXMQ_ROW_MSG_ID,
 													&isnull));
 		}
@@ -307,6 +309,8 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 								 cols, nulls);
 			delivered++;
 		}
+		SPI_freetuptable(taken);	/* a long poll loops many times */
+		pfree(rows);
 		lost = txmq_xact_claims_done();
 		if (lost > 0)
 			lost_rounds++;
@@ -334,6 +338,7 @@ sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 	due = txmq_col(0, 1, &isnull);
 	if (!isnull && DatumGetTimestampTz(due) < until)
 		until = DatumGetTimestampTz(due);
+	SPI_freetuptable(SPI_tuptable);
 	if (!have_cv && after_ms(now, txmq_poll_interval_ms) < until)
 		until = after_ms(now, txmq_poll_interval_ms);
 	if (until <= now)

@@ -195,6 +195,11 @@ write_leases(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	txmq_restore(held, n, true, NULL);
 	PopActiveSnapshot();
+
+	/* a waiting receiver must learn when these leases run out */
+	for (int i = 0; i < n; i++)
+		if (i == 0 || held[i]->sub_id != held[i - 1]->sub_id)
+			txmq_xact_tally(held[i]->topic_id, held[i]->sub_id, TXMQ_WAKE, 1);
 }
 
 static void

@@ -175,8 +175,11 @@ typedef struct LookupEntry
 	TxmqSub		sub;			/* sub_id 0 for a topic lookup */
 	int			ngrantees;		/* -1: not loaded, -2: too many to cache */
 	Oid			grantees[MAX_CACHED_GRANTEES];
+	int			nsubs;			/* a topic's subscriptions; -1: not loaded */
+	int32	   *sub_ids;
 } LookupEntry;
 
+static MemoryContext lookup_cxt = NULL;
 static HTAB *lookup_cache = NULL;
 static bool lookup_cache_stale = false;
 static Oid	topic_relid = InvalidOid;
@@ -207,13 +210,15 @@ get_lookup_cache(void)
 		CacheRegisterRelcacheCallback(lookup_cache_callback, (Datum) 0);
 		registered = true;
 	}
-	if (lookup_cache != NULL)
-		hash_destroy(lookup_cache);
+	if (lookup_cxt != NULL)
+		MemoryContextDelete(lookup_cxt);
 	lookup_cache_stale = false;
 	topic_relid = get_topic_relid();
+	lookup_cxt = AllocSetContextCreate(CacheMemoryContext, "txmq lookups",
+									   ALLOCSET_SMALL_SIZES);
 	info.keysize = sizeof(LookupKey);
 	info.entrysize = sizeof(LookupEntry);
-	info.hcxt = CacheMemoryContext;
+	info.hcxt = lookup_cxt;
 	lookup_cache = hash_create("txmq lookups", 64, &info,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	return lookup_cache;
@@ -358,7 +363,38 @@ lookup(const char *topic, const char *sub)
 		e->sub.backoff_max = *DatumGetIntervalP(txmq_col(0, 8, &isnull));
 	}
 	e->ngrantees = -1;
+	e->nsubs = -1;
 	return e;
+}
+
+/*
+ * The ids of a topic's subscriptions (palloc'd), which a send inserts
+ * rows for; within txmq_begin.
+ */
+int
+txmq_topic_subscriptions(const TxmqTopic *topic, int32 **sub_ids)
+{
+	LookupEntry *e = lookup(topic->name, "");
+
+	if (e == NULL)
+		no_such_topic(topic->name);
+	if (e->nsubs < 0)
+	{
+		Datum		arg = Int32GetDatum(topic->topic_id);
+		int			n = txmq_exec(PLAN_TOPIC_SUBS, &arg, NULL, 0);
+
+		e->sub_ids = MemoryContextAlloc(lookup_cxt, sizeof(int32) * (n + 1));
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			e->sub_ids[i] = DatumGetInt32(txmq_col(i, 1, &isnull));
+		}
+		e->nsubs = n;
+	}
+	*sub_ids = palloc(sizeof(int32) * (e->nsubs + 1));
+	memcpy(*sub_ids, e->sub_ids, sizeof(int32) * e->nsubs);
+	return e->nsubs;
 }
 
 /* Find a topic and check the caller's privilege; within txmq_begin. */

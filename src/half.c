@@ -250,11 +250,17 @@ already_resolved(int64 msg_id, HalfState state, HalfState wanted)
 		"and txmq.redrive().",
 	};
 
+	static const char *const resolved[] = {
+		[HALF_COMMITTED] = "committed",
+		[HALF_ROLLED_BACK] = "rolled back",
+		[HALF_DEAD_LETTER] = "dead-lettered",
+	};
+
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("txmq: cannot %s half message " INT64_FORMAT ": it is already %s",
 					wanted == HALF_COMMITTED ? "commit" : "roll back",
-					msg_id, state_names[state]),
+					msg_id, resolved[state]),
 			 errhint("%s", hints[state])));
 }
 

@@ -94,9 +94,9 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	[PLAN_DROP_TOPIC] = {
 		"WITH s AS (SELECT sub_id FROM txmq.subscription"
 		"  WHERE topic_id" EQ "$1),"
-		" m AS (DELETE FROM txmq.msg WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "ANY (SELECT sub_id FROM s)),"
 		" d AS (DELETE FROM txmq.dead_letter"
-		"  WHERE sub_id IN (SELECT sub_id FROM s))"
+		"  WHERE sub_id" EQ "ANY (SELECT sub_id FROM s))"
 		" DELETE FROM txmq.topic WHERE topic_id" EQ "$1",
 		1, {INT4OID}
 	},
@@ -111,10 +111,10 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	[PLAN_PURGE] = {
 		"WITH s AS (SELECT sub_id FROM txmq.subscription"
 		"  WHERE topic_id" EQ "$1 AND ($2" EQ "0 OR sub_id" EQ "$2)),"
-		" m AS (DELETE FROM txmq.msg WHERE sub_id IN (SELECT sub_id FROM s)"
+		" m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "ANY (SELECT sub_id FROM s)"
 		"  RETURNING 1),"
 		" d AS (DELETE FROM txmq.dead_letter"
-		"  WHERE sub_id IN (SELECT sub_id FROM s) RETURNING 1)"
+		"  WHERE sub_id" EQ "ANY (SELECT sub_id FROM s) RETURNING 1)"
 		" SELECT (SELECT pg_catalog.count(*) FROM m)"
 		" OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d)",
 		2, {INT4OID, INT4OID}
@@ -130,20 +130,33 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		4, {INT4OID, INT4OID, REGROLEOID, TEXTOID}
 	},
 
+	[PLAN_TOPIC_SUBS] = {
+		"SELECT sub_id FROM txmq.subscription WHERE topic_id" EQ "$1"
+		" ORDER BY sub_id",
+		1, {INT4OID}
+	},
+
 	/*
-	 * One row per subscription per message.  Single sends and batches use
-	 * the same statement, with arrays of one element for a single send.
+	 * One row per subscription per message.  A single message to a single
+	 * subscription, the common case, gets the simplest plan there is; the
+	 * executor start-up of the general one would double its cost.
 	 */
+	[PLAN_SEND_ONE] = {
+		"INSERT INTO txmq.msg (sub_id, msg_id, vt, created_at, payload,"
+		" headers, key, producer_group)"
+		" VALUES ($1, $2, $3, $4, $8, $5, $6, $7)",
+		8, {INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID,
+		TEXTOID, TEXTOID, JSONBOID}
+	},
 	[PLAN_SEND] = {
 		"INSERT INTO txmq.msg (sub_id, msg_id, vt, created_at, payload,"
 		" headers, key, producer_group)"
 		" SELECT s.sub_id, m.msg_id, $3, $4, m.payload, $5, $6, $7"
-		" FROM txmq.subscription s,"
+		" FROM pg_catalog.unnest($1) AS s(sub_id),"
 		" ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($8))"
-		"  AS m(msg_id, payload)"
-		" WHERE s.topic_id" EQ "$1 RETURNING sub_id",
-		8, {INT4OID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID,
-		TEXTOID, TEXTOID, JSONBARRAYOID}
+		"  AS m(msg_id, payload)",
+		8, {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		JSONBOID, TEXTOID, TEXTOID, JSONBARRAYOID}
 	},
 
 	/*

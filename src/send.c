@@ -26,13 +26,6 @@ PG_FUNCTION_INFO_V1(txmq_send_batch);
 #define MAX_KEY_BYTES 1024
 #define MAX_DELAY_MS ((int64) 30 * 86400 * 1000)
 
-/* Per-subscription row counts of the last send. */
-typedef struct SubCount
-{
-	int32		sub_id;
-	int64		n;
-} SubCount;
-
 /* Draw n message ids, allocated to outlive txmq_end(). */
 int64 *
 txmq_next_msg_ids(int n)
@@ -56,57 +49,52 @@ txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
 			 Datum headers, Datum key, Datum producer_group,
 			 const bool *argnulls, TimestampTz created_at, TimestampTz vt)
 {
-	Datum	   *id_datums = palloc(sizeof(Datum) * n);
+	int32	   *subs;
+	int			nsubs = txmq_topic_subscriptions(topic, &subs);
 	Datum		args[8];
 	bool		nulls[8] = {0};
-	SubCount   *counts;
-	int			ncounts = 0;
-	int			nrows;
 
-	for (int i = 0; i < n; i++)
-		id_datums[i] = Int64GetDatum(ids[i]);
-	args[0] = Int32GetDatum(topic->topic_id);
-	args[1] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
-											  FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
 	args[2] = TimestampTzGetDatum(vt);
 	args[3] = TimestampTzGetDatum(created_at);
 	args[4] = headers;
 	args[5] = key;
 	args[6] = producer_group;
-	args[7] = PointerGetDatum(construct_array(payloads, n, JSONBOID, -1,
-											  false, TYPALIGN_INT));
 	nulls[4] = argnulls[0];
 	nulls[5] = argnulls[1];
 	nulls[6] = argnulls[2];
-	nrows = txmq_exec(PLAN_SEND, args, nulls, 0);
-
-	/* rows come per subscription; count them without assuming order */
-	counts = palloc(sizeof(SubCount) * (nrows + 1));
-	for (int r = 0; r < nrows; r++)
+	if (nsubs == 1 && n == 1)
 	{
-		bool		isnull;
-		int32		sub_id = DatumGetInt32(txmq_col(r, 1, &isnull));
-		int			c = 0;
-
-		while (c < ncounts && counts[c].sub_id != sub_id)
-			c++;
-		if (c == ncounts)
-		{
-			counts[ncounts].sub_id = sub_id;
-			counts[ncounts++].n = 0;
-		}
-		counts[c].n++;
+		args[0] = Int32GetDatum(subs[0]);
+		args[1] = Int64GetDatum(ids[0]);
+		args[7] = payloads[0];
+		txmq_exec(PLAN_SEND_ONE, args, nulls, 0);
 	}
-	for (int c = 0; c < ncounts; c++)
+	else if (nsubs > 0)
 	{
-		/* a delayed message needs only one waiter to note its due time */
-		txmq_xact_tally(topic->topic_id, counts[c].sub_id, TXMQ_WAKE,
-						vt > created_at ? 1 : counts[c].n);
+		Datum	   *sub_datums = palloc(sizeof(Datum) * nsubs);
+		Datum	   *id_datums = palloc(sizeof(Datum) * n);
+
+		for (int i = 0; i < nsubs; i++)
+			sub_datums[i] = Int32GetDatum(subs[i]);
+		for (int i = 0; i < n; i++)
+			id_datums[i] = Int64GetDatum(ids[i]);
+		args[0] = PointerGetDatum(construct_array(sub_datums, nsubs, INT4OID,
+												  4, true, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
+												  FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[7] = PointerGetDatum(construct_array(payloads, n, JSONBOID, -1,
+												  false, TYPALIGN_INT));
+		txmq_exec(PLAN_SEND, args, nulls, 0);
 	}
+
+	/* a delayed message needs only one waiter to note its due time */
+	for (int i = 0; i < nsubs; i++)
+		txmq_xact_tally(topic->topic_id, subs[i], TXMQ_WAKE,
+						vt > created_at ? 1 : n);
 	txmq_xact_tally(topic->topic_id, 0, CNT_SENT, n);
 	txmq_notify_topic(topic);
-	return nrows;
+	return n * nsubs;
 }
 
 /*

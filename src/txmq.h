@@ -53,6 +53,8 @@ typedef enum TxmqPlanId
 	PLAN_PURGE,
 	PLAN_INSERT_GRANT,
 	PLAN_DELETE_GRANT,
+	PLAN_TOPIC_SUBS,
+	PLAN_SEND_ONE,
 	PLAN_SEND,
 	PLAN_RECEIVE,
 	PLAN_NEXT_DUE,
@@ -140,6 +142,8 @@ extern Interval *txmq_arg_interval(FunctionCallInfo fcinfo, int argno,
 								   int64 max_ms);
 extern void txmq_check_payload(Jsonb *payload, const char *what,
 							   bool must_be_object);
+extern int	txmq_topic_subscriptions(const TxmqTopic *topic,
+									 int32 **sub_ids);
 extern void txmq_notify_topic(const TxmqTopic *topic);
 
 /* ---- shmem.c ---- */

@@ -3,28 +3,675 @@
  * worker.c
  *	  The launcher and the per-database workers.
  *
+ * Launcher.  A static background worker, registered when txmq is in
+ * shared_preload_libraries.  It connects to no database, reads pg_database
+ * every txmq.worker_naptime and starts one dynamic worker for each
+ * connectable, non-template database, at most txmq.max_workers at a time.
+ * A worker that finds no txmq extension in its database says so in shared
+ * memory and exits; the launcher then leaves that database alone until
+ * CREATE EXTENSION txmq there pokes it (the install script calls
+ * txmq._poke_launcher(), which acts at commit), so a new installation gets
+ * its worker at once, without a restart.  A database created later from a
+ * template that has txmq is found by the next scan.
+ *
+ * Workers are registered BGW_NEVER_RESTART and supervised by the launcher
+ * instead of the postmaster: it hears of every start and exit
+ * (bgw_notify_pid), restarts a worker that exited no sooner than
+ * WORKER_RESTART_MS after that worker's start, and terminates the workers
+ * of databases that are gone.  After a crash the postmaster forgets dynamic
+ * workers and restarts the launcher, which starts them again.  Shared
+ * memory records which process serves which database, so that a second
+ * worker for a database (possible only around a launcher restart) exits.
+ *
+ * Workers.  A round (at most txmq.worker_naptime apart, sooner when the
+ * next half message falls due) checks the due half messages, each in a
+ * transaction of its own so that a bad message or check function cannot
+ * hold up the others (half.c does the checking), and deletes resolved half
+ * messages older than txmq.half_retention.  Other timed maintenance belongs
+ * in worker_round() too.
+ *
+ * DROP DATABASE.  dropdb() takes an AccessExclusiveLock on the database
+ * and then waits up to 5 s for the other sessions to leave; it does not
+ * signal background workers.  So before every round and every message, a
+ * worker tries the lock a new session takes (RowExclusiveLock, released at
+ * once); if it cannot have it, someone is dropping, renaming, moving or
+ * copying the database, and the worker exits to get out of the way.  The
+ * launcher tries the same lock before it starts a worker.  A drop still
+ * fails if one check function runs longer than those 5 s; keep
+ * txmq.check_timeout below that.  DROP EXTENSION: the next round finds the
+ * extension gone and the worker exits.
+ *
  *-------------------------------------------------------------------------
  */
 #include "txmq.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(txmq_poke_launcher_sql);
+
+PGDLLEXPORT void txmq_launcher_main(Datum main_arg);
+PGDLLEXPORT void txmq_worker_main(Datum main_arg);
+
+#define LAUNCHER_RESTART_S 5	/* postmaster restarts a crashed launcher */
+#define WORKER_RESTART_MS 2000	/* least time between starts of a worker */
+#define WORKER_BATCH 100		/* half messages looked at per round */
+#define MAX_POKES 16
+
+typedef struct WorkerSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		pid;			/* the worker serving dboid; 0 once it exits */
+	bool		no_extension;	/* it exited: txmq is not installed */
+	bool		poked;			/* CREATE EXTENSION committed meanwhile */
+} WorkerSlot;
+
+typedef struct WorkerShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch; /* NULL while no launcher runs */
+	int			npokes;
+	bool		pokes_lost;		/* more than MAX_POKES: retry them all */
+	Oid			pokes[MAX_POKES];	/* where CREATE EXTENSION committed */
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];	/* txmq_max_workers */
+} WorkerShared;
+
+/* The launcher's own record of a database. */
+typedef struct LaunchedDb
+{
+	Oid			dboid;			/* hash key */
+	BackgroundWorkerHandle *handle; /* NULL: no worker registered */
+	TimestampTz last_start;
+	bool		not_installed;	/* leave it alone until poked */
+	bool		present;		/* in pg_database at the last scan */
+} LaunchedDb;
+
+static WorkerShared *wshared = NULL;
+
+/* this worker's slot, and why it exits */
+static WorkerSlot *my_slot = NULL;
+static bool exit_no_extension = false;
+
+static bool poke_at_commit = false;
+
 Size
 txmq_worker_shmem_size(void)
 {
-	return 0;
+	return add_size(offsetof(WorkerShared, slots),
+					mul_size(sizeof(WorkerSlot), txmq_max_workers));
 }
 
+/* Called with AddinShmemInitLock held. */
 void
 txmq_worker_shmem_init(void)
 {
+	bool		found;
+
+	wshared = ShmemInitStruct("txmq workers", txmq_worker_shmem_size(),
+							  &found);
+	if (!found)
+	{
+		memset(wshared, 0, txmq_worker_shmem_size());
+		SpinLockInit(&wshared->mutex);
+	}
 }
 
 void
 txmq_register_launcher(void)
 {
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = LAUNCHER_RESTART_S;
+	strlcpy(w.bgw_library_name, "txmq", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "txmq_launcher_main", BGW_MAXLEN);
+	strlcpy(w.bgw_name, "txmq launcher", BGW_MAXLEN);
+	strlcpy(w.bgw_type, "txmq launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&w);
 }
 
+/* Whether a txmq worker serves this database now. */
 bool
 txmq_worker_running(void)
 {
-	return false;
+	bool		running = false;
+
+	if (wshared == NULL)
+		return false;
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+		if (wshared->slots[i].dboid == MyDatabaseId &&
+			wshared->slots[i].pid != 0)
+			running = true;
+	SpinLockRelease(&wshared->mutex);
+	return running;
+}
+
+/*
+ * Whether a new session could enter database dboid now: false while a
+ * DROP, RENAME, SET TABLESPACE or a copy of it (CREATE DATABASE ... TEMPLATE)
+ * waits for its sessions to leave.  Within a transaction.
+ */
+static bool
+database_available(Oid dboid)
+{
+	LOCKTAG		tag;
+
+	/* LockSharedObject()'s tag; PostgreSQL 15 has no conditional variant */
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, dboid, 0);
+	if (LockAcquire(&tag, RowExclusiveLock, false, true) ==
+		LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, RowExclusiveLock, false);
+	return true;
+}
+
+static void
+reload_config_if_asked(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* ---- poking the launcher at CREATE EXTENSION ---- */
+
+static void
+poke_now(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+		if (wshared->slots[i].dboid == MyDatabaseId)
+			wshared->slots[i].poked = true;
+	if (wshared->npokes < MAX_POKES)
+		wshared->pokes[wshared->npokes++] = MyDatabaseId;
+	else
+		wshared->pokes_lost = true;
+	latch = wshared->launcher_latch;
+	SpinLockRelease(&wshared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* After commit, when the extension is visible to a new worker. */
+static void
+poke_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && poke_at_commit)
+		poke_now();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		poke_at_commit = false;
+}
+
+/* Have the launcher (re)consider this database when this transaction commits. */
+void
+txmq_poke_launcher(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(poke_callback, NULL);
+		registered = true;
+	}
+	poke_at_commit = true;
+}
+
+/*
+ * txmq._poke_launcher(), called by CREATE EXTENSION: get this database a
+ * worker, or say that there will be none.
+ */
+Datum
+txmq_poke_launcher_sql(PG_FUNCTION_ARGS)
+{
+	if (wshared == NULL)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("txmq is not in shared_preload_libraries: half messages will not be checked back"),
+				 errdetail("Sending and receiving work; long polls poll, txmq.stats shows no counters and worker_running = false."),
+				 errhint("Add txmq to shared_preload_libraries and restart the server.")));
+	else
+		txmq_poke_launcher();
+	PG_RETURN_VOID();
+}
+
+/* ---- the per-database worker ---- */
+
+/* Exit callback: leave the slot, saying why if the launcher should know. */
+static void
+release_slot(int code, Datum arg)
+{
+	SpinLockAcquire(&wshared->mutex);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->no_extension = exit_no_extension;
+		if (!exit_no_extension)
+			my_slot->dboid = InvalidOid;
+	}
+	SpinLockRelease(&wshared->mutex);
+}
+
+/* Take this database's slot; false if another worker serves it. */
+static bool
+claim_slot(void)
+{
+	WorkerSlot *free_slot = NULL;
+
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+	{
+		WorkerSlot *s = &wshared->slots[i];
+
+		if (s->dboid == MyDatabaseId)
+			my_slot = s;
+		else if (s->dboid == InvalidOid && free_slot == NULL)
+			free_slot = s;
+	}
+	if (my_slot == NULL)
+		my_slot = free_slot;
+	if (my_slot != NULL && my_slot->pid != 0)
+		my_slot = NULL;
+	if (my_slot != NULL)
+	{
+		my_slot->dboid = MyDatabaseId;
+		my_slot->pid = MyProcPid;
+		my_slot->no_extension = false;
+		my_slot->poked = false;
+	}
+	SpinLockRelease(&wshared->mutex);
+	if (my_slot == NULL)
+		return false;
+	on_shmem_exit(release_slot, (Datum) 0);
+	return true;
+}
+
+static void
+begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+end_xact(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Exit, from within a transaction, if the database must be left alone. */
+static void
+exit_if_unwanted(void)
+{
+	bool		available = database_available(MyDatabaseId);
+
+	exit_no_extension = available &&
+		!OidIsValid(get_extension_oid("txmq", true));
+	if (available && !exit_no_extension)
+		return;
+	if (!available)
+		ereport(LOG,
+				(errmsg("txmq worker leaves database \"%s\" for a DROP, ALTER or copy of it",
+						get_database_name(MyDatabaseId))));
+	end_xact();
+	proc_exit(0);
+}
+
+/* Log errors in the check of msg_id with its id. */
+static void
+check_error_context(void *arg)
+{
+	errcontext("txmq worker checking half message " INT64_FORMAT,
+			   *(int64 *) arg);
+}
+
+/* Check one message in a transaction of its own; errors are logged. */
+static void
+check_one(int64 msg_id)
+{
+	ErrorContextCallback callback;
+
+	begin_xact("txmq: checking a half message");
+	exit_if_unwanted();
+	callback.callback = check_error_context;
+	callback.arg = &msg_id;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	PG_TRY();
+	{
+		txmq_half_check(msg_id, GetCurrentTimestamp());
+		end_xact();
+	}
+	PG_CATCH();
+	{
+		/* as autovacuum does for a table: report, clean up, go on */
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+	error_context_stack = callback.previous;
+}
+
+/* One round of timed work; returns how long to sleep (ms) afterwards. */
+static long
+worker_round(void)
+{
+	int64		ids[WORKER_BATCH];
+	TimestampTz now;
+	TimestampTz next_due;
+	int			n;
+
+	begin_xact("txmq: looking for due half messages");
+	exit_if_unwanted();
+	now = GetCurrentTimestamp();
+	n = txmq_half_due(now, WORKER_BATCH, ids, &next_due);
+	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
+	end_xact();
+
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		reload_config_if_asked();
+		check_one(ids[i]);
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (n == WORKER_BATCH)
+		return 0;
+	now = GetCurrentTimestamp();
+	if (next_due <= now)
+		return 0;
+	return Min((next_due - now + 999) / 1000, (TimestampTz) txmq_worker_naptime_ms);
+}
+
+void
+txmq_worker_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	/* the statement timeout of check functions cancels with SIGINT */
+	pqsignal(SIGINT, StatementCancelHandler);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg),
+											  InvalidOid, 0);
+	if (!claim_slot())
+		proc_exit(0);			/* another worker serves this database */
+
+	for (;;)
+	{
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		reload_config_if_asked();
+		sleep_ms = worker_round();
+		if (sleep_ms > 0)
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- the launcher ---- */
+
+static void
+forget_launcher(int code, Datum arg)
+{
+	SpinLockAcquire(&wshared->mutex);
+	wshared->launcher_latch = NULL;
+	SpinLockRelease(&wshared->mutex);
+}
+
+/* Mark the databases a worker could serve present in dbs. */
+static void
+read_databases(HTAB *dbs)
+{
+	HASH_SEQ_STATUS seq;
+	LaunchedDb *db;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		db->present = false;
+
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		bool		found;
+
+		if (!d->datallowconn || d->datistemplate ||
+			database_is_invalid_form(d))
+			continue;
+		db = hash_search(dbs, &d->oid, HASH_ENTER, &found);
+		if (!found)
+		{
+			db->handle = NULL;
+			db->last_start = 0;
+			db->not_installed = false;
+		}
+		db->present = true;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* CREATE EXTENSION: start a worker without waiting out WORKER_RESTART_MS */
+static void
+retry_now(LaunchedDb *db)
+{
+	db->not_installed = false;
+	db->last_start = 0;
+}
+
+/*
+ * Take in what workers and CREATE EXTENSION left in shared memory: which
+ * databases have no txmq, and which have just got it.
+ */
+static void
+absorb_reports(HTAB *dbs)
+{
+	HASH_SEQ_STATUS seq;
+	LaunchedDb *db;
+
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+	{
+		WorkerSlot *s = &wshared->slots[i];
+
+		if (s->dboid == InvalidOid || s->pid != 0)
+			continue;
+		db = hash_search(dbs, &s->dboid, HASH_FIND, NULL);
+		if (db != NULL && s->no_extension && !s->poked)
+			db->not_installed = true;
+		s->dboid = InvalidOid;
+	}
+	for (int i = 0; i < wshared->npokes; i++)
+	{
+		db = hash_search(dbs, &wshared->pokes[i], HASH_FIND, NULL);
+		if (db != NULL)
+			retry_now(db);
+	}
+	if (wshared->pokes_lost)
+	{
+		hash_seq_init(&seq, dbs);
+		while ((db = hash_seq_search(&seq)) != NULL)
+			retry_now(db);
+	}
+	wshared->npokes = 0;
+	wshared->pokes_lost = false;
+	SpinLockRelease(&wshared->mutex);
+}
+
+/* Whether some worker (maybe one an earlier launcher started) serves dboid. */
+static bool
+served(Oid dboid)
+{
+	bool		result = false;
+
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+		if (wshared->slots[i].dboid == dboid && wshared->slots[i].pid != 0)
+			result = true;
+	SpinLockRelease(&wshared->mutex);
+	return result;
+}
+
+static BackgroundWorkerHandle *
+start_worker(Oid dboid)
+{
+	static bool warned = false;
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old;
+	bool		ok;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w.bgw_library_name, "txmq", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "txmq_worker_main", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "txmq worker for database %u", dboid);
+	strlcpy(w.bgw_type, "txmq worker", BGW_MAXLEN);
+	w.bgw_main_arg = ObjectIdGetDatum(dboid);
+	w.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&w, &handle);
+	MemoryContextSwitchTo(old);
+	if (!ok && !warned)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("txmq launcher could not start a worker: no background worker slot is free"),
+				 errhint("Raise max_worker_processes.")));
+	warned |= !ok;
+	return ok ? handle : NULL;
+}
+
+/* One look at the databases: start, restart and stop workers. */
+static void
+launcher_scan(HTAB *dbs)
+{
+	static bool warned = false;
+	HASH_SEQ_STATUS seq;
+	LaunchedDb *db;
+	TimestampTz now = GetCurrentTimestamp();
+	int			running = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	read_databases(dbs);
+	absorb_reports(dbs);
+
+	hash_seq_init(&seq, dbs);
+	while ((db = hash_seq_search(&seq)) != NULL)
+	{
+		pid_t		pid;
+
+		if (db->handle != NULL &&
+			GetBackgroundWorkerPid(db->handle, &pid) == BGWH_STOPPED)
+		{
+			pfree(db->handle);
+			db->handle = NULL;
+		}
+		if (db->handle != NULL && !db->present)
+			TerminateBackgroundWorker(db->handle);
+		else if (db->handle == NULL && !db->present)
+			hash_search(dbs, &db->dboid, HASH_REMOVE, NULL);
+		running += db->handle != NULL;
+	}
+
+	hash_seq_init(&seq, dbs);
+	while ((db = hash_seq_search(&seq)) != NULL)
+	{
+		if (db->handle != NULL || db->not_installed || !db->present ||
+			now < db->last_start + WORKER_RESTART_MS * (TimestampTz) 1000 ||
+			served(db->dboid))
+			continue;
+		if (running >= txmq_max_workers)
+		{
+			if (!warned)
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("txmq launcher: all %d workers are busy, some databases wait for one",
+								txmq_max_workers),
+						 errhint("Raise txmq.max_workers and restart.")));
+			warned = true;
+			continue;
+		}
+		if (!database_available(db->dboid))
+			continue;
+		db->handle = start_worker(db->dboid);
+		db->last_start = now;
+		running += db->handle != NULL;
+	}
+	CommitTransactionCommand();
+}
+
+void
+txmq_launcher_main(Datum main_arg)
+{
+	HASHCTL		info;
+	HTAB	   *dbs;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	SpinLockAcquire(&wshared->mutex);
+	wshared->launcher_latch = MyLatch;
+	SpinLockRelease(&wshared->mutex);
+	on_shmem_exit(forget_launcher, (Datum) 0);
+
+	info.keysize = sizeof(Oid);
+	info.entrysize = sizeof(LaunchedDb);
+	dbs = hash_create("txmq databases", 64, &info, HASH_ELEM | HASH_BLOBS);
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		reload_config_if_asked();
+		launcher_scan(dbs);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 txmq_worker_naptime_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }

@@ -128,6 +128,8 @@ CREATE TABLE txmq.half (
 	resolved_at timestamptz
 );
 CREATE INDEX ON txmq.half (next_check_at) WHERE state = 'half';
+CREATE INDEX ON txmq.half (producer_group) WHERE state = 'half';
+CREATE INDEX ON txmq.half (resolved_at) WHERE state <> 'half';
 CREATE INDEX ON txmq.half (topic_id);
 
 /*
@@ -305,4 +307,51 @@ REVOKE EXECUTE ON FUNCTION
 	txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text),
 	txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text,
 					  int, interval, interval, interval)
+	FROM PUBLIC;
+
+/*
+ * Half messages and check-back (README "Half messages").  send_half,
+ * commit_half and rollback_half need 'send' on the topic, like send;
+ * pending_checks and half_messages list only topics the caller may send to.
+ */
+
+CREATE FUNCTION txmq.send_half(topic text, payload jsonb,
+							   headers jsonb DEFAULT NULL,
+							   key text DEFAULT NULL,
+							   producer_group text DEFAULT NULL,
+							   local_xid xid8 DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'txmq_send_half' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.commit_half(msg_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'txmq_commit_half' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.rollback_half(msg_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'txmq_rollback_half' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.pending_checks(producer_group text)
+RETURNS SETOF txmq.message
+AS 'MODULE_PATHNAME', 'txmq_pending_checks' LANGUAGE C VOLATILE ROWS 10;
+
+CREATE FUNCTION txmq.half_messages(topic text DEFAULT NULL)
+RETURNS TABLE (msg_id bigint, topic text, producer_group text, key text,
+			   local_xid xid8, created_at timestamptz, check_count int,
+			   last_result txmq.check_result, next_check_at timestamptz)
+AS 'MODULE_PATHNAME', 'txmq_half_messages' LANGUAGE C VOLATILE ROWS 10;
+
+/* Check one half message now, as the worker would (tests, operators). */
+CREATE FUNCTION txmq._check_half(msg_id bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'txmq_check_half_now' LANGUAGE C VOLATILE;
+
+/* Start this database's worker when CREATE EXTENSION commits. */
+CREATE FUNCTION txmq._poke_launcher()
+RETURNS void
+AS 'MODULE_PATHNAME', 'txmq_poke_launcher_sql' LANGUAGE C VOLATILE;
+
+SELECT txmq._poke_launcher();
+
+REVOKE EXECUTE ON FUNCTION txmq._check_half(bigint), txmq._poke_launcher()
 	FROM PUBLIC;

@@ -30,6 +30,7 @@ int			txmq_worker_naptime_ms = 1000;
 int			txmq_max_workers = 8;
 int			txmq_check_timeout_ms = 5000;
 int			txmq_half_retention_s = 86400;
+int			txmq_vacuum_threshold = 10000;
 bool		txmq_preloaded = false;
 
 #if PG_VERSION_NUM >= 150000
@@ -92,6 +93,12 @@ define_gucs(void)
 							NULL, &txmq_half_retention_s,
 							86400, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("txmq.vacuum_threshold",
+							"Dead tuples in txmq.msg that make the worker "
+							"vacuum it (0: leave it to autovacuum).",
+							NULL, &txmq_vacuum_threshold,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	DefineCustomIntVariable("txmq.max_workers",

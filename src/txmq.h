@@ -37,6 +37,7 @@ extern int	txmq_worker_naptime_ms;
 extern int	txmq_max_workers;
 extern int	txmq_check_timeout_ms;
 extern int	txmq_half_retention_s;
+extern int	txmq_vacuum_threshold;
 extern bool txmq_preloaded;
 
 /* ---- plans.c: every statement, prepared once and kept ---- */
@@ -230,6 +231,9 @@ extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,
 						  TimestampTz *next_due);
 extern void txmq_half_check(int64 msg_id, TimestampTz now);
 extern void txmq_half_reclaim(TimestampTz before);
+
+/* ---- reclaim.c ---- */
+extern void txmq_reclaim_storage(void);
 
 /* ---- worker.c ---- */
 extern Size txmq_worker_shmem_size(void);

@@ -406,6 +406,7 @@ worker_round(void)
 		reload_config_if_asked();
 		check_one(ids[i]);
 	}
+	txmq_reclaim_storage();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (n == WORKER_BATCH)
 		return 0;

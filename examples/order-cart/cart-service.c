@@ -1,0 +1,212 @@
+/*
+ * cart-service: removes ordered items from the user's cart.
+ *
+ *   cart-service NAME tx|lease TOPIC CONNINFO SEED STOP_FILE
+ *
+ * tx     transactional mode: receive, delete the cart lines, ack -- all in
+ *        one transaction.  If it dies before COMMIT nothing happened and the
+ *        messages are available again at once.  Exactly-once effect.
+ * lease  lease mode: receive (the lease is committed), then do the work in
+ *        a transaction of its own, then ack.  If it dies before the ack the
+ *        lease runs out (2 s) and the message comes back: the work must be
+ *        harmless to repeat (at-least-once).
+ *
+ * A message whose work fails is nacked with the error; after max_deliveries
+ * (4, see shop.sql) txmq moves it to the dead-letter queue.  The dice
+ * (seeded) kill the process at the worst moments; the demo driver restarts
+ * it.  It stops when STOP_FILE exists.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static unsigned seed;
+static PGconn *db;
+static const char *topic;
+
+/*
+ * The work: delete the order's lines from the user's cart, and write down
+ * what was deleted (the ground truth the final report checks).  Returns the
+ * number of lines deleted, or -1 with the error in *err.
+ */
+static int remove_cart_lines(const char *msg_id, const char *payload, char **err)
+{
+	PGresult *res = sql_try(db, err,
+		"WITH gone AS ("
+		"  DELETE FROM cart.cart_line"
+		"   WHERE user_id = ($1::jsonb ->> 'user_id')::int"
+		"     AND sku IN (SELECT jsonb_array_elements_text($1::jsonb -> 'items'))"
+		"  RETURNING user_id, sku) "
+		"INSERT INTO cart.removed (user_id, sku, order_id, msg_id) "
+		"SELECT user_id, sku, ($1::jsonb ->> 'order_id')::bigint, $2 FROM gone",
+		payload, msg_id, END);
+	int n;
+
+	if (res == NULL)
+		return -1;
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	return n;
+}
+
+static void record_delivery(const char *msg_id, const char *attempt,
+							int removed, const char *err)
+{
+	char n[16];
+
+	snprintf(n, sizeof(n), "%d", removed);
+	PQclear(sql_must(db,
+					 "INSERT INTO cart.deliveries "
+					 "(topic, msg_id, attempt, consumer, lines_removed, error) "
+					 "VALUES ($1, $2, $3, $4, $5, $6)",
+					 topic, msg_id, attempt, me, err ? NULL : n, err, END));
+}
+
+static void nack(const char *msg_id, const char *order_id, const char *attempt,
+				 const char *err)
+{
+	PQclear(sql_must(db, "SELECT txmq.nack($1, 'cart', $2, error => $3)",
+					 topic, msg_id, err, END));
+	say("message %s (order %s), attempt %s failed: %s -> nack",
+		msg_id, order_id, attempt, err);
+}
+
+static void report_done(const char *msg_id, const char *order_id,
+						const char *attempt, int removed)
+{
+	if (removed == 0)
+		say("message %s (order %s), attempt %s: nothing left to remove "
+			"(done before the crash): ack", msg_id, order_id, attempt);
+	else if (strcmp(attempt, "1") != 0)
+		say("message %s (order %s) redelivered, attempt %s: removed %d "
+			"cart line(s), ack", msg_id, order_id, attempt, removed);
+	else
+		say_verbose("message %s (order %s): removed %d cart line(s), ack",
+					msg_id, order_id, removed);
+}
+
+#define RECEIVE(n, lease) \
+	"SELECT msg_id, payload, attempt, payload ->> 'order_id'," \
+	"       (payload ->> 'user_id')::int" \
+	"  FROM txmq.receive($1, 'cart', " n ", " lease "wait => '1 s')"
+
+/* Transactional mode: receive + work + ack commit together. */
+static void consume_tx(void)
+{
+	PGresult *msgs;
+	int n;
+
+	PQclear(sql_must(db, "BEGIN", END));
+	msgs = sql_must(db, RECEIVE("10", ""), topic, END);
+	n = PQntuples(msgs);
+	for (int i = 0; i < n; i++)
+	{
+		const char *msg_id = PQgetvalue(msgs, i, 0);
+		const char *attempt = PQgetvalue(msgs, i, 2);
+		const char *order_id = PQgetvalue(msgs, i, 3);
+		char *err = NULL;
+		int removed;
+
+		PQclear(sql_must(db, "SAVEPOINT work", END));
+		removed = remove_cart_lines(msg_id, PQgetvalue(msgs, i, 1), &err);
+		if (removed < 0)
+		{
+			PQclear(sql_must(db, "ROLLBACK TO SAVEPOINT work", END));
+			nack(msg_id, order_id, attempt, err);
+			record_delivery(msg_id, attempt, 0, err);
+			free(err);
+			continue;
+		}
+		record_delivery(msg_id, attempt, removed, NULL);
+		PQclear(sql_must(db, "SELECT txmq.ack($1, 'cart', $2::bigint)",
+						 topic, msg_id, END));
+		report_done(msg_id, order_id, attempt, removed);
+	}
+	if (n > 0 && chance(seed, "tx-crash", atol(PQgetvalue(msgs, 0, 4)),
+						atoi(PQgetvalue(msgs, 0, 2)), 0.07))
+		crash_now("before COMMIT, %d message(s) received (first: %s): the "
+				  "cart lines stay, the messages are available again at once",
+				  n, PQgetvalue(msgs, 0, 0));
+	PQclear(msgs);
+	PQclear(sql_must(db, "COMMIT", END));
+}
+
+/* Lease mode: the lease is committed at receive; work and ack come later. */
+static void consume_lease(void)
+{
+	PGresult *msgs = sql_must(db, RECEIVE("5", "lease => '2 s', "), topic, END);
+
+	for (int i = 0; i < PQntuples(msgs); i++)
+	{
+		const char *msg_id = PQgetvalue(msgs, i, 0);
+		const char *attempt = PQgetvalue(msgs, i, 2);
+		const char *order_id = PQgetvalue(msgs, i, 3);
+		long user = atol(PQgetvalue(msgs, i, 4));
+		char *err = NULL;
+		int removed;
+		PGresult *res;
+
+		if (chance(seed, "lease-crash-1", user, atoi(attempt), 0.04))
+			crash_now("holding the lease of message %s (order %s): it comes "
+					  "back when the lease runs out", msg_id, order_id);
+
+		PQclear(sql_must(db, "BEGIN", END));
+		removed = remove_cart_lines(msg_id, PQgetvalue(msgs, i, 1), &err);
+		if (removed < 0)
+		{
+			PQclear(sql_must(db, "ROLLBACK", END));
+			nack(msg_id, order_id, attempt, err);
+			record_delivery(msg_id, attempt, 0, err);
+			free(err);
+			continue;
+		}
+		record_delivery(msg_id, attempt, removed, NULL);
+		PQclear(sql_must(db, "COMMIT", END));
+
+		if (chance(seed, "lease-crash-2", user, atoi(attempt), 0.04))
+			crash_now("after removing the cart lines of order %s, before the "
+					  "ack of message %s: it will come back", order_id, msg_id);
+
+		res = sql_must(db, "SELECT txmq.ack($1, 'cart', $2::bigint)",
+					   topic, msg_id, END);
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			report_done(msg_id, order_id, attempt, removed);
+		else
+			say("message %s (order %s): ack too late, the lease ran out "
+				"(it will be delivered again)", msg_id, order_id);
+		PQclear(res);
+	}
+	PQclear(msgs);
+}
+
+int main(int argc, char **argv)
+{
+	bool tx_mode;
+	const char *stop_file;
+
+	if (argc != 7 || (strcmp(argv[2], "tx") != 0 && strcmp(argv[2], "lease") != 0))
+	{
+		fprintf(stderr, "usage: %s NAME tx|lease TOPIC CONNINFO SEED STOP_FILE\n",
+				argv[0]);
+		return 2;
+	}
+	me = argv[1];
+	tx_mode = strcmp(argv[2], "tx") == 0;
+	topic = argv[3];
+	db = db_connect(argv[4]);
+	seed = (unsigned) strtoul(argv[5], NULL, 10);
+	stop_file = argv[6];
+
+	while (access(stop_file, F_OK) != 0)
+	{
+		if (tx_mode)
+			consume_tx();
+		else
+			consume_lease();
+	}
+	PQfinish(db);
+	return 0;
+}

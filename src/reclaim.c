@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * reclaim.c
+ *	  Storage reclaim of the queue table, run by the database's worker.
+ *
+ * Every ack deletes a row of txmq.msg, so a busy queue produces dead
+ * tuples at the rate it consumes, all of them at the head of the
+ * (sub_id, msg_id) index where every receive starts its scan.
+ * Autovacuum visits a database at most once per autovacuum_naptime
+ * (a minute by default); by then a fast queue has left hundreds of
+ * thousands of dead index entries for each receive to step over.  So the
+ * worker vacuums txmq.msg itself as soon as txmq.vacuum_threshold dead
+ * tuples have accumulated.  The VACUUM skips the table rather than wait
+ * when autovacuum (or anyone) is already vacuuming it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "txmq.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "pgstat.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+
+/*
+ * Vacuum txmq.msg if it has enough dead tuples.  Called outside any
+ * transaction; VACUUM manages its own.
+ */
+void
+txmq_reclaim_storage(void)
+{
+	Oid			relid;
+	int64		dead;
+
+	StartTransactionCommand();
+	relid = get_relname_relid("msg", get_namespace_oid("txmq", true));
+	dead = OidIsValid(relid)
+		? DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples,
+											ObjectIdGetDatum(relid)))
+		: 0;
+	if (dead >= txmq_vacuum_threshold && txmq_vacuum_threshold > 0)
+	{
+		VacuumStmt *stmt = makeNode(VacuumStmt);
+		ParseState *pstate = make_parsestate(NULL);
+
+		stmt->is_vacuumcmd = true;
+		stmt->options = list_make1(makeDefElem("skip_locked", NULL, -1));
+		stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("txmq", "msg", -1),
+													 relid, NIL));
+		pgstat_report_activity(STATE_RUNNING, "txmq: vacuuming txmq.msg");
+		ExecVacuum(pstate, stmt, true);
+	}
+	CommitTransactionCommand();
+}

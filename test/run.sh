@@ -15,7 +15,7 @@
 #     one line `N passed, N failed`.  Exit status 0 only if nothing failed.
 #
 # Environment:
-#   TXMQ_TEST_SUITES   suites to run (default "regress isolation tap")
+#   TXMQ_TEST_SUITES   suites to run (default "regress isolation tap demo")
 #   TXMQ_TEST_FILTER   extended regex; only tests whose name matches run
 #   TXMQ_TEST_TIMEOUT  seconds allowed per suite / per TAP file (default 900)
 #   TXMQ_TEST_KEEP=1   keep the work directory even when everything passed
@@ -25,7 +25,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-SUITES=${TXMQ_TEST_SUITES:-regress isolation tap}
+SUITES=${TXMQ_TEST_SUITES:-regress isolation tap demo}
 FILTER=${TXMQ_TEST_FILTER:-}
 TIMEOUT=${TXMQ_TEST_TIMEOUT:-900}
 DIFF_LIMIT=20000        # bytes of regression.diffs shown per suite
@@ -294,6 +294,29 @@ run_tap_suite() {
 	done
 }
 
+# The order/cart demo (examples/), small: its consistency report must say
+# "inconsistencies: 0".  It starts its own cluster; it runs as root like
+# `make demo`.
+run_demo_suite() {
+	local log=$WORK/out/demo.log
+	if [ -n "$FILTER" ] && ! [[ demo =~ $FILTER ]]; then
+		return 0
+	fi
+	echo "== demo: DEMO_ORDERS=${TXMQ_TEST_DEMO_ORDERS:-20}"
+	mkdir -p "$WORK/out"
+	if DEMO_ORDERS=${TXMQ_TEST_DEMO_ORDERS:-20} timeout "$TIMEOUT" \
+		bash "$SRC/examples/run-demo.sh" >"$log" 2>&1 </dev/null &&
+		grep -q '^inconsistencies: 0$' "$log"; then
+		printf 'demo %-35s ... ok\n' order-cart
+		PASSED=$((PASSED + 1))
+		return 0
+	fi
+	printf 'demo %-35s ... FAILED\n' order-cart
+	FAILED=$((FAILED + 1))
+	FAILED_NAMES+=(demo/order-cart)
+	show_tail "$log" "$LOG_LIMIT"
+}
+
 # Everything from here runs in the copy (prove is given relative paths).
 cd "$SRC"
 for suite in $SUITES; do
@@ -306,8 +329,10 @@ for suite in $SUITES; do
 			"$SRC/test/isolation" specs spec txmq_isolation ;;
 	tap)
 		run_tap_suite ;;
+	demo)
+		run_demo_suite ;;
 	*)
-		echo "run: unknown suite '$suite' (known: regress isolation tap)"
+		echo "run: unknown suite '$suite' (known: regress isolation tap demo)"
 		FAILED=$((FAILED + 1))
 		FAILED_NAMES+=("$suite") ;;
 	esac

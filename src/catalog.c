@@ -475,7 +475,7 @@ check_function_text(Oid fn, Oid owner)
 				 errmsg("txmq: a topic owned by a superuser cannot have a check function"),
 				 errdetail("Check functions run as the topic's owner, and txmq never runs user code as a superuser."),
 				 errhint("Create the topic as the application role that owns the check function, e.g. after SET ROLE.")));
-	if (pg_proc_aclcheck(fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
+	if (!txmq_may_execute(fn, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("txmq: the topic owner may not execute check function %s",

@@ -506,7 +506,7 @@ call_check_function(const HalfCheck *c)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the topic's owner %s is a superuser, and txmq never runs check functions as one",
 						GetUserNameFromId(c->owner, false))));
-	if (pg_proc_aclcheck(c->function_oid, c->owner, ACL_EXECUTE) != ACLCHECK_OK)
+	if (!txmq_may_execute(c->function_oid, c->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the topic's owner %s may not execute check function %s",

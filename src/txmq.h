@@ -20,12 +20,24 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "access/htup.h"
+#include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "storage/condition_variable.h"
+#include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #define TXMQ_NAME_MAXLEN 48
+
+/* May role execute function fn?  (pg_proc_aclcheck is gone in 16.) */
+#if PG_VERSION_NUM >= 160000
+#define txmq_may_execute(fn, role) \
+	(object_aclcheck(ProcedureRelationId, (fn), (role), ACL_EXECUTE) == \
+	 ACLCHECK_OK)
+#else
+#define txmq_may_execute(fn, role) \
+	(pg_proc_aclcheck((fn), (role), ACL_EXECUTE) == ACLCHECK_OK)
+#endif
 
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;

@@ -87,6 +87,8 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	[PLAN_TOPIC_PENDING] = {
 		"SELECT EXISTS (SELECT FROM txmq.msg m JOIN txmq.subscription s"
 		"  ON m.sub_id" EQ "s.sub_id WHERE s.topic_id" EQ "$1)"
+		" OR EXISTS (SELECT FROM txmq.dead_letter d JOIN txmq.subscription s"
+		"  ON d.sub_id" EQ "s.sub_id WHERE s.topic_id" EQ "$1)"
 		" OR EXISTS (SELECT FROM txmq.half h"
 		"  WHERE h.topic_id" EQ "$1 AND h.state" EQ "'half')",
 		1, {INT4OID}

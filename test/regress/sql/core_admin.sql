@@ -101,11 +101,12 @@ SELECT pg_temp.core_err($$SELECT txmq.drop_topic('core_a')$$) AS drop_busy;
 SELECT pg_temp.core_err($$SELECT txmq.drop_topic('core_a', force => NULL)$$);
 SELECT pg_temp.core_err($$SELECT txmq.drop_topic('core_nope')$$);
 SELECT count(*) AS still_there FROM txmq.topic WHERE name = 'core_a';
--- a dead letter alone does not keep the topic (it is not "held"); it is
--- dropped with the topic
+-- a dead letter keeps the topic too (it waits for a person); force drops
+-- it with the topic
 SELECT msg_id AS id FROM txmq.receive('core_a', 's1') \gset
 SELECT txmq.reject('core_a', 's1', :id);
-SELECT txmq.drop_topic('core_a');
+SELECT pg_temp.core_err($$SELECT txmq.drop_topic('core_a')$$) AS drop_dead;
+SELECT txmq.drop_topic('core_a', force => true);
 SELECT count(*) AS gone FROM txmq.topic WHERE name = 'core_a';
 SELECT count(*) AS rows_left FROM txmq.dead_letter d
  WHERE NOT EXISTS (SELECT FROM txmq.subscription s WHERE s.sub_id = d.sub_id);

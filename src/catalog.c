@@ -434,6 +434,21 @@ txmq_lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
 		deny("subscription", sub, priv);
 }
 
+/*
+ * The common start of the functions that take (topic, subscription, ...):
+ * check both names, begin a scope and look the subscription up.
+ */
+void
+txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv, bool writes,
+			   TxmqOwnerScope *scope, TxmqSub *sub)
+{
+	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
+	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
+
+	txmq_begin(scope, writes);
+	txmq_lookup_sub(topic, name, priv, sub);
+}
+
 /* NOTIFY txmq_<topic> at commit, if the topic wants it. */
 void
 txmq_notify_topic(const TxmqTopic *topic)
@@ -600,14 +615,11 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 Datum
 txmq_drop_subscription(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqSub		sub;
 	Datum		arg;
 	TxmqOwnerScope scope;
 
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_ADMIN, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DROP_SUB, &arg, NULL, 0);
 	catalog_changed();

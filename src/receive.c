@@ -351,8 +351,6 @@ Datum
 txmq_receive(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	Interval   *lease = txmq_arg_interval(fcinfo, 3, "lease",
 										  MIN_LEASE_MS, MAX_LEASE_MS);
 	Interval   *wait = txmq_arg_interval(fcinfo, 4, "wait", 0, MAX_WAIT_MS);
@@ -380,8 +378,7 @@ txmq_receive(PG_FUNCTION_ARGS)
 				 errdetail("A transaction snapshot would never see the messages it waits for.")));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	lease_ms = txmq_interval_ms(lease ? lease : &sub.lease, "lease",
 								MIN_LEASE_MS, MAX_LEASE_MS);
 	if (wait_ms > 0)
@@ -425,8 +422,6 @@ txmq_receive(PG_FUNCTION_ARGS)
 static int
 ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	Datum	   *id_datums;
@@ -436,8 +431,7 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &id_datums, NULL, &nids);
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	for (int i = 0; i < nids; i++)
 	{
 		int64		id = DatumGetInt64(id_datums[i]);
@@ -579,8 +573,6 @@ dead_letter_found(const TxmqSub *sub, int64 msg_id, TxmqTouched *held,
 Datum
 txmq_nack(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	Interval   *delay = txmq_arg_interval(fcinfo, 3, "delay", 0, MAX_DELAY_MS);
 	char	   *error = arg_error(fcinfo, 4);
 	int64		msg_id;
@@ -591,8 +583,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 
 	require_msg_id(fcinfo, 2);
 	msg_id = PG_GETARG_INT64(2);
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, msg_id, &held);
 	if (attempt >= sub.max_deliveries)
 		dead_letter_found(&sub, msg_id, held, attempt, error);
@@ -632,8 +623,6 @@ txmq_nack(PG_FUNCTION_ARGS)
 Datum
 txmq_reject(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	char	   *error = arg_error(fcinfo, 3);
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
@@ -641,8 +630,7 @@ txmq_reject(PG_FUNCTION_ARGS)
 	int32		attempt;
 
 	require_msg_id(fcinfo, 2);
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
 	if (attempt >= 0)
 		dead_letter_found(&sub, PG_GETARG_INT64(2), held, attempt,
@@ -654,8 +642,6 @@ txmq_reject(PG_FUNCTION_ARGS)
 Datum
 txmq_extend_lease(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	Interval   *lease;
 	TimestampTz until;
 	TxmqTouched *held;
@@ -672,8 +658,7 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 	until = after_ms(GetCurrentTimestamp(),
 					 txmq_interval_ms(lease, "lease", 0, MAX_LEASE_MS));
 
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	held = txmq_xact_holding(sub.sub_id, PG_GETARG_INT64(2));
 	if (held)
 		held->lease_until = until;
@@ -695,14 +680,11 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 Datum
 txmq_dead_letters(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	Datum		arg;
 
-	txmq_begin(&scope, false);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, false, &scope, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DEAD_LETTERS, &arg, NULL, 0);
 	txmq_return_tuptable(fcinfo);
@@ -713,8 +695,6 @@ txmq_dead_letters(PG_FUNCTION_ARGS)
 Datum
 txmq_redrive(PG_FUNCTION_ARGS)
 {
-	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
-	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	Datum		args[2];
@@ -725,8 +705,7 @@ txmq_redrive(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("txmq: msg_ids must not contain nulls")));
-	txmq_begin(&scope, true);
-	txmq_lookup_sub(topic, name, TXMQ_RECEIVE, &sub);
+	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	args[0] = Int32GetDatum(sub.sub_id);
 	args[1] = nulls[1] ? (Datum) 0 : PG_GETARG_DATUM(2);
 	n = txmq_exec(PLAN_REDRIVE, args, nulls, 0);

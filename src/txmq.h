@@ -148,6 +148,8 @@ extern bool txmq_has_privilege(const TxmqTopic *topic, int32 sub_id,
 							   TxmqPrivilege priv);
 extern void txmq_lookup_sub(const char *topic, const char *sub,
 							TxmqPrivilege priv, TxmqSub *out);
+extern void txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv,
+						   bool writes, TxmqOwnerScope *scope, TxmqSub *sub);
 extern int64 txmq_interval_ms(const Interval *iv, const char *what,
 							  int64 min_ms, int64 max_ms);
 extern Interval *txmq_arg_interval(FunctionCallInfo fcinfo, int argno,

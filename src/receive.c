@@ -4,11 +4,12 @@
  *	  receive (with long poll), ack, nack, reject, extend_lease, dead
  *	  letters and redrive.
  *
- * receive locks ready rows with FOR UPDATE SKIP LOCKED and writes nothing;
- * xact.c decides at the end of the transaction whether a lease must be
- * written.  A long poll sleeps on the subscription's condition variable,
- * which committing senders signal (shmem.c), and wakes by itself when the
- * next delayed or leased message of the subscription becomes due.
+ * receive claims ready rows (shmem.c) and deletes them in the caller's
+ * transaction: an ack in the same transaction then writes nothing, and
+ * xact.c puts rows still held at commit back as leases.  A long poll
+ * sleeps on the subscription's condition variable, which committing
+ * senders signal (shmem.c), and wakes by itself when the next delayed or
+ * leased message of the subscription becomes due.
  *
  * Between attempts a waiting receive holds no row locks and no snapshot of
  * its own; like any running statement it does keep the snapshot of the
@@ -393,10 +394,8 @@ txmq_receive(PG_FUNCTION_ARGS)
 		if (receive_once(&sub, max, lease_ms, rsinfo) > 0 || wait_ms == 0)
 			break;
 		ms = sleep_ms(&sub, deadline, cv != NULL);
-		if (ms <= 0 && GetCurrentTimestamp() >= deadline)
-			break;
 		if (ms <= 0)
-			continue;
+			break;				/* the wait is over */
 		if (cv)
 			ConditionVariableTimedSleep(cv, ms, PG_WAIT_EXTENSION);
 		else

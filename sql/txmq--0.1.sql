@@ -59,6 +59,7 @@ CREATE TABLE txmq.subscription (
 	lease interval NOT NULL,
 	backoff_base interval NOT NULL,
 	backoff_max interval NOT NULL,
+	ordered boolean NOT NULL DEFAULT false,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	UNIQUE (topic_id, name)
 );
@@ -90,6 +91,9 @@ CREATE TABLE txmq.msg (
 		autovacuum_vacuum_insert_scale_factor = 0,
 		autovacuum_vacuum_insert_threshold = 20000,
 		autovacuum_vacuum_cost_delay = 0);
+-- ordered subscriptions: is an earlier message of this key still there?
+CREATE INDEX msg_key_idx ON txmq.msg (sub_id, key, msg_id)
+	WHERE key IS NOT NULL;
 
 CREATE TABLE txmq.dead_letter (
 	sub_id int NOT NULL,
@@ -176,7 +180,8 @@ CREATE FUNCTION txmq.create_subscription(
 	max_deliveries int DEFAULT 10,
 	lease interval DEFAULT '30 s',
 	backoff_base interval DEFAULT '1 s',
-	backoff_max interval DEFAULT '10 min')
+	backoff_max interval DEFAULT '10 min',
+	ordered boolean DEFAULT false)
 RETURNS void
 AS 'MODULE_PATHNAME', 'txmq_create_subscription' LANGUAGE C VOLATILE;
 
@@ -191,14 +196,15 @@ CREATE FUNCTION txmq.create_queue(
 	max_deliveries int DEFAULT 10,
 	lease interval DEFAULT '30 s',
 	backoff_base interval DEFAULT '1 s',
-	backoff_max interval DEFAULT '10 min')
+	backoff_max interval DEFAULT '10 min',
+	ordered boolean DEFAULT false)
 RETURNS void
 LANGUAGE sql VOLATILE
 BEGIN ATOMIC
 	SELECT txmq.create_topic(queue, notify, check_function, check_after,
 							 check_interval, max_checks, on_checks_exhausted);
 	SELECT txmq.create_subscription(queue, queue, max_deliveries, lease,
-									backoff_base, backoff_max);
+									backoff_base, backoff_max, ordered);
 END;
 
 CREATE FUNCTION txmq.drop_topic(topic text, force boolean DEFAULT false)
@@ -242,7 +248,9 @@ AS 'MODULE_PATHNAME', 'txmq_send_batch' LANGUAGE C VOLATILE ROWS 100;
 -- Internal: receive's per-row claim (see src/shmem.c); not for users.
 CREATE FUNCTION txmq._claim(sub_id int, msg_id bigint)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'txmq_claim_sql' LANGUAGE C VOLATILE STRICT COST 1000;
+AS 'MODULE_PATHNAME', 'txmq_claim_sql' LANGUAGE C VOLATILE STRICT
+-- costly, so that the planner tests every other condition of a row first
+COST 1000000;
 REVOKE EXECUTE ON FUNCTION txmq._claim(int, bigint) FROM PUBLIC;
 
 CREATE FUNCTION txmq.receive(topic text, subscription text,
@@ -306,7 +314,7 @@ GRANT SELECT ON txmq.stats TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION
 	txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text),
 	txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text,
-					  int, interval, interval, interval)
+					  int, interval, interval, interval, boolean)
 	FROM PUBLIC;
 
 /*

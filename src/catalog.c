@@ -361,6 +361,7 @@ lookup(const char *topic, const char *sub)
 		e->sub.lease = *DatumGetIntervalP(txmq_col(0, 6, &isnull));
 		e->sub.backoff_base = *DatumGetIntervalP(txmq_col(0, 7, &isnull));
 		e->sub.backoff_max = *DatumGetIntervalP(txmq_col(0, 8, &isnull));
+		e->sub.ordered = DatumGetBool(txmq_col(0, 9, &isnull));
 	}
 	e->ngrantees = -1;
 	e->nsubs = -1;
@@ -477,6 +478,11 @@ check_function_text(Oid fn, Oid owner)
 	Oid		   *argtypes;
 	int			nargs;
 
+	/* a regprocedure can hold any OID, e.g. 0 */
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("txmq: check function with OID %u does not exist", fn)));
 	if (get_func_signature(fn, &argtypes, &nargs) != restype ||
 		nargs != 1 || argtypes[0] != msgtype)
 		ereport(ERROR,
@@ -549,7 +555,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	char	   *topic_name = txmq_arg_name(fcinfo, 0, "topic");
 	char	   *sub_name = txmq_arg_name(fcinfo, 1, "subscription");
 	TxmqTopic	topic;
-	Datum		args[6];
+	Datum		args[7];
 	Interval   *base,
 			   *max;
 	TxmqOwnerScope scope;
@@ -569,6 +575,8 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 				 errmsg("txmq: backoff_base must not exceed backoff_max")));
 	args[4] = PointerGetDatum(base);
 	args[5] = PointerGetDatum(max);
+	require_arg(fcinfo, 6, "ordered");
+	args[6] = PG_GETARG_DATUM(6);
 
 	txmq_begin(&scope, true);
 	txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
@@ -671,6 +679,13 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 
 	require_arg(fcinfo, 1, "role");
 	require_arg(fcinfo, 2, "privilege");
+	/* a regrole can hold any OID, e.g. 0; revoke may clean up such grants */
+	if (plan == PLAN_INSERT_GRANT &&
+		!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("txmq: role with OID %u does not exist",
+						PG_GETARG_OID(1))));
 	priv = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (strcmp(priv, "send") != 0 && strcmp(priv, "receive") != 0)
 		ereport(ERROR,

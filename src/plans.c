@@ -58,7 +58,7 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 	[PLAN_SUB_BY_NAME] = {
 		"SELECT t.topic_id, t.owner::pg_catalog.oid, t.notify, s.sub_id,"
-		" s.max_deliveries, s.lease, s.backoff_base, s.backoff_max"
+		" s.max_deliveries, s.lease, s.backoff_base, s.backoff_max, s.ordered"
 		" FROM txmq.topic t JOIN txmq.subscription s"
 		" ON s.topic_id" EQ "t.topic_id"
 		" WHERE t.name" EQ "$1 AND s.name" EQ "$2",
@@ -79,10 +79,11 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 	[PLAN_INSERT_SUB] = {
 		"INSERT INTO txmq.subscription (topic_id, name, max_deliveries,"
-		" lease, backoff_base, backoff_max)"
-		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" lease, backoff_base, backoff_max, ordered)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
 		" ON CONFLICT (topic_id, name) DO NOTHING RETURNING sub_id",
-		6, {INT4OID, TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID}
+		7, {INT4OID, TEXTOID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID,
+		BOOLOID}
 	},
 	[PLAN_TOPIC_PENDING] = {
 		"SELECT EXISTS (SELECT FROM txmq.msg m JOIN txmq.subscription s"
@@ -167,14 +168,32 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	 * Rows another consumer deleted meanwhile simply do not come back.
 	 * Columns as TXMQ_ROW_*.
 	 */
+#define RECEIVE(condition) \
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY(" \
+		"  SELECT msg_id FROM txmq.msg m WHERE sub_id" EQ "$1 AND vt" LE "$2" \
+		condition \
+		"  AND txmq._claim($1, msg_id)" \
+		"  ORDER BY sub_id, msg_id LIMIT $3))" \
+		" RETURNING msg_id, payload, headers, key, attempt, created_at," \
+		" last_error, producer_group"
 	[PLAN_RECEIVE] = {
-		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
-		"  SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1 AND vt" LE "$2"
-		"  AND txmq._claim($1, msg_id)"
-		"  ORDER BY sub_id, msg_id LIMIT $3))"
-		" RETURNING msg_id, payload, headers, key, attempt, created_at,"
-		" last_error, producer_group",
+		RECEIVE(""),
 		3, {INT4OID, TIMESTAMPTZOID, INT4OID}
+	},
+
+	/*
+	 * An ordered subscription delivers a key's messages one at a time: a
+	 * message waits while any earlier message of its key is still there
+	 * (ready, delayed, leased, or held by a consumer whose delete has not
+	 * committed) or while this transaction holds a message of its key ($4:
+	 * our own deletes are invisible to us).
+	 */
+	[PLAN_RECEIVE_ORDERED] = {
+		RECEIVE("  AND (m.key IS NULL OR (NOT m.key" EQ "ANY ($4)"
+				"   AND NOT EXISTS (SELECT FROM txmq.msg e"
+				"    WHERE e.sub_id" EQ "$1 AND e.key" EQ "m.key"
+				"    AND e.msg_id" LT "m.msg_id)))"),
+		4, {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}
 	},
 	[PLAN_NEXT_DUE] = {
 		"SELECT pg_catalog.min(vt) FROM txmq.msg"
@@ -474,6 +493,12 @@ txmq_begin(TxmqOwnerScope *scope, bool writes)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("txmq cannot change queues on a hot standby"),
 				 errhint("Producers and consumers must connect to the primary.")));
+	if (writes && XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("txmq cannot change queues in a read-only transaction"),
+				 errhint("Sending, receiving and settling messages write; "
+						 "use a read-write transaction.")));
 	GetUserIdAndSecContext(&scope->save_user, &scope->save_sec);
 	scope->save_caller = current_caller;
 	current_caller = scope->save_user;

@@ -69,8 +69,8 @@ txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
 }
 
 /* The descriptor of a received row, TXMQ_ROW_* columns. */
-static TupleDesc
-row_desc(void)
+TupleDesc
+txmq_row_desc(void)
 {
 	static TupleDesc desc = NULL;
 
@@ -105,7 +105,7 @@ dead_letter_held(const TxmqSub *sub, TxmqTouched *held, int32 attempts,
 	Datum		args[9];
 	bool		nulls[9] = {0};
 
-	heap_deform_tuple(held->row, row_desc(), row, rownulls);
+	heap_deform_tuple(held->row, txmq_row_desc(), row, rownulls);
 	args[0] = Int32GetDatum(held->sub_id);
 	args[1] = Int64GetDatum(held->msg_id);
 	args[2] = row[TXMQ_ROW_CREATED_AT - 1];
@@ -177,7 +177,7 @@ txmq_restore(TxmqTouched **held, int n, bool leased, const char *error)
 		Datum		row[TXMQ_ROW_NATTS];
 		bool		rownulls[TXMQ_ROW_NATTS];
 
-		heap_deform_tuple(held[i]->row, row_desc(), row, rownulls);
+		heap_deform_tuple(held[i]->row, txmq_row_desc(), row, rownulls);
 		for (int c = CREATED; c < NCOLS; c++)
 		{
 			cols[c][i] = row[from_row[c] - 1];
@@ -260,7 +260,7 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz until = after_ms(now, lease_ms);
-		Datum		args[3];
+		Datum		args[4];
 		SPITupleTable *taken;
 		RowRef	   *rows;
 		int			n;
@@ -268,7 +268,14 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 		args[0] = Int32GetDatum(sub->sub_id);
 		args[1] = TimestampTzGetDatum(now);
 		args[2] = Int32GetDatum(max - delivered);
-		n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
+		if (sub->ordered)
+		{
+			/* our own deletes hide the keys we hold: name them */
+			args[3] = txmq_xact_held_keys(sub->sub_id);
+			n = txmq_exec(PLAN_RECEIVE_ORDERED, args, NULL, 0);
+		}
+		else
+			n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
 		taken = SPI_tuptable;	/* dead_letter_held() runs queries too */
 		/* RETURNING order is the scan's; deliver in id order for sure */
 		rows = palloc(sizeof(RowRef) * (n + 1));
@@ -290,7 +297,7 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			int32		attempt;
 			TxmqTouched *held;
 
-			heap_deform_tuple(rows[i].tuple, row_desc(), cols, nulls);
+			heap_deform_tuple(rows[i].tuple, txmq_row_desc(), cols, nulls);
 			msg_id = rows[i].msg_id;
 			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 +
 				txmq_aborted_attempts(sub->sub_id, msg_id);

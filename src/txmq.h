@@ -70,6 +70,7 @@ typedef enum TxmqPlanId
 	PLAN_SEND_ONE,
 	PLAN_SEND,
 	PLAN_RECEIVE,
+	PLAN_RECEIVE_ORDERED,
 	PLAN_NEXT_DUE,
 	PLAN_RESTORE,
 	PLAN_ACK,
@@ -138,6 +139,7 @@ typedef struct TxmqSub
 	Interval	lease;
 	Interval	backoff_base;
 	Interval	backoff_max;
+	bool		ordered;		/* one key at a time, in id order */
 } TxmqSub;
 
 extern char *txmq_arg_name(FunctionCallInfo fcinfo, int argno,
@@ -222,6 +224,7 @@ extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
 									   TimestampTz lease_until,
 									   HeapTuple row);
 extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
+extern Datum txmq_xact_held_keys(int32 sub_id);
 extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id);
 extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
 							int64 delta);
@@ -239,6 +242,7 @@ extern int	txmq_dead_letter(const TxmqSub *sub, int64 msg_id,
 							 int32 attempts, const char *error);
 extern void txmq_restore(TxmqTouched **held, int n, bool leased,
 						 const char *error);
+extern TupleDesc txmq_row_desc(void);
 
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,

@@ -28,6 +28,8 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -148,6 +150,30 @@ txmq_xact_holding(int32 sub_id, int64 msg_id)
 	return NULL;
 }
 
+/* text[] of the keys of the messages of sub_id this transaction holds. */
+Datum
+txmq_xact_held_keys(int32 sub_id)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * (touched.n + 1));
+	int			n = 0;
+
+	for (int i = 0; i < touched.n; i++)
+	{
+		TxmqTouched *t = &touched.items[i];
+		bool		isnull;
+		Datum		key;
+
+		if (t->sub_id != sub_id || !t->received_here ||
+			t->settle_subid != InvalidSubTransactionId)
+			continue;
+		key = heap_getattr(t->row, TXMQ_ROW_KEY, txmq_row_desc(), &isnull);
+		if (!isnull)
+			keys[n++] = key;
+	}
+	return PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
 /* The message was acked, nacked or dead-lettered by this transaction. */
 void
 txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id)
@@ -251,6 +277,8 @@ xact_callback(XactEvent event, void *arg)
 							 errhint("Receive in an ordinary transaction.")));
 			break;
 		case XACT_EVENT_COMMIT:
+			/* claims outlive no transaction, not even a direct _claim() */
+			release_claims();
 			apply_at_commit();
 			reset();
 			break;

@@ -16,13 +16,6 @@ bash test/bootstrap.sh
 # so that this build behaves the same under `make test` and by hand.
 unset MAKEFLAGS MFLAGS MAKELEVEL
 
-# PGXS does not track header dependencies: rebuild everything when a header
-# is newer than the last link.
-if [ -f txmq.so ] && [ -n "$(find src -name '*.h' -newer txmq.so)" ]; then
-	echo "install: headers changed since the last build; make clean"
-	make -s clean
-fi
-
 echo "install: building txmq"
 make -s -j"$(nproc 2>/dev/null || echo 2)"
 

@@ -45,7 +45,7 @@ sql(q{
 	GRANT EXECUTE ON FUNCTION
 		txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text),
 		txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text,
-						  int, interval, interval, interval) TO app;
+						  int, interval, interval, interval, boolean) TO app;
 	CREATE SCHEMA shop AUTHORIZATION app;
 	SET ROLE app;
 	CREATE TABLE shop.orders (id int PRIMARY KEY);

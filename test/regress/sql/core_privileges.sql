@@ -17,12 +17,12 @@ CREATE ROLE regress_core_member IN ROLE regress_core_app;
 GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) TO regress_core_owner;
 GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	TO regress_core_owner;
 
 -- PUBLIC may not create topics
 SELECT has_function_privilege('regress_core_out', 'txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text)', 'EXECUTE') AS out_create_topic,
-	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval)', 'EXECUTE') AS out_create_queue;
+	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean)', 'EXECUTE') AS out_create_queue;
 -- no SECURITY DEFINER function without a pinned search_path
 SELECT count(*) AS unpinned_secdef FROM pg_proc
  WHERE pronamespace = 'txmq'::regnamespace AND prosecdef
@@ -196,7 +196,7 @@ SELECT count(*) AS grants_left FROM txmq.grants
 REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) FROM regress_core_owner;
 REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	FROM regress_core_owner;
 DROP ROLE regress_core_member;
 DROP ROLE regress_core_owner;

@@ -6,7 +6,7 @@ CREATE ROLE regress_core_sp_other;
 GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) TO regress_core_sp_owner;
 GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	TO regress_core_sp_owner;
 CREATE SCHEMA core_evil AUTHORIZATION regress_core_sp_owner;
 SET ROLE regress_core_sp_owner;
@@ -122,6 +122,6 @@ DROP ROLE regress_core_sp_other;
 REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) FROM regress_core_sp_owner;
 REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	FROM regress_core_sp_owner;
 DROP ROLE regress_core_sp_owner;

@@ -17,7 +17,7 @@ CREATE ROLE regress_half_out;
 GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) TO regress_half_app;
 GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	TO regress_half_app;
 CREATE SCHEMA regress_half AUTHORIZATION regress_half_app;
 
@@ -243,7 +243,7 @@ DROP SCHEMA regress_half CASCADE;
 REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) FROM regress_half_app;
 REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	FROM regress_half_app;
 DROP ROLE regress_half_app;
 DROP ROLE regress_half_out;

@@ -21,7 +21,7 @@ CREATE ROLE regress_sec_out;
 GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) TO regress_sec_admin;
 GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	TO regress_sec_admin;
 
 -- txmq has no SECURITY DEFINER function at all; the internal functions are
@@ -210,7 +210,7 @@ DROP TABLE public.sec_check_calls;
 REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
 	interval, interval, int, text) FROM regress_sec_admin;
 REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval)
+	interval, interval, int, text, int, interval, interval, interval, boolean)
 	FROM regress_sec_admin;
 DROP ROLE regress_sec_admin;
 DROP ROLE regress_sec_app;

@@ -8,10 +8,8 @@
 -- functions, aggregates, types, and temporary tables first in the path.
 -- The attacker is a non-superuser that owns the topics and the evil schema.
 CREATE ROLE regress_sp_attacker;
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO regress_sp_attacker;
-GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_sp_attacker;
+GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_sp_attacker;
 CREATE SCHEMA sp_evil AUTHORIZATION regress_sp_attacker;
 -- a check function for the check-back case, made safe the documented way
@@ -242,9 +240,7 @@ SET client_min_messages = warning;
 DROP SCHEMA sp_evil CASCADE;
 RESET client_min_messages;
 DROP FUNCTION public.sp_check(txmq.message);
-REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) FROM regress_sp_attacker;
-REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_sp_attacker;
+REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_sp_attacker;
 DROP ROLE regress_sp_attacker;

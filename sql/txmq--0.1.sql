@@ -137,6 +137,17 @@ CREATE INDEX ON txmq.half (resolved_at) WHERE state <> 'half';
 CREATE INDEX ON txmq.half (topic_id);
 
 /*
+ * Subscriptions dropped recently.  A transaction that began sending before
+ * the drop committed can still insert rows for the dropped subscription;
+ * the worker deletes such rows as they appear, and forgets the id a day
+ * after the drop.
+ */
+CREATE TABLE txmq.dropped_subscription (
+	sub_id int PRIMARY KEY,
+	dropped_at timestamptz NOT NULL DEFAULT now()
+);
+
+/*
  * Privileges granted by a topic's owner: 'send' on the topic (sub_id 0) or
  * 'receive' on one subscription.
  */
@@ -154,6 +165,7 @@ SELECT pg_catalog.pg_extension_config_dump('txmq.msg', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.half', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('txmq.dropped_subscription', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.topic_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.sub_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('txmq.msg_id_seq', '');

@@ -99,14 +99,18 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		"  WHERE topic_id" EQ "$1),"
 		" m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "ANY (SELECT sub_id FROM s)),"
 		" d AS (DELETE FROM txmq.dead_letter"
-		"  WHERE sub_id" EQ "ANY (SELECT sub_id FROM s))"
+		"  WHERE sub_id" EQ "ANY (SELECT sub_id FROM s)),"
+		" x AS (INSERT INTO txmq.dropped_subscription (sub_id)"
+		"  SELECT sub_id FROM s ON CONFLICT DO NOTHING)"
 		" DELETE FROM txmq.topic WHERE topic_id" EQ "$1",
 		1, {INT4OID}
 	},
 	[PLAN_DROP_SUB] = {
 		"WITH m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "$1),"
 		" d AS (DELETE FROM txmq.dead_letter WHERE sub_id" EQ "$1),"
-		" g AS (DELETE FROM txmq.grants WHERE sub_id" EQ "$1)"
+		" g AS (DELETE FROM txmq.grants WHERE sub_id" EQ "$1),"
+		" x AS (INSERT INTO txmq.dropped_subscription (sub_id) VALUES ($1)"
+		"  ON CONFLICT DO NOTHING)"
 		" DELETE FROM txmq.subscription WHERE sub_id" EQ "$1",
 		1, {INT4OID}
 	},
@@ -269,6 +273,20 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" SELECT " MSG_COLS ", pg_catalog.clock_timestamp(), last_error"
 		" FROM d",
 		2, {INT4OID, INT8ARRAYOID}
+	},
+	/*
+	 * Rows that senders which saw a subscription before it was dropped
+	 * inserted after; ids dropped before $1 are forgotten.
+	 */
+	[PLAN_REAP_DROPPED] = {
+		"WITH f AS (DELETE FROM txmq.dropped_subscription"
+		"  WHERE dropped_at" LT "$1),"
+		" m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "ANY ("
+		"  SELECT sub_id FROM txmq.dropped_subscription)),"
+		" d AS (DELETE FROM txmq.dead_letter WHERE sub_id" EQ "ANY ("
+		"  SELECT sub_id FROM txmq.dropped_subscription))"
+		" SELECT",
+		1, {TIMESTAMPTZOID}
 	},
 	[PLAN_STATS] = {
 		"SELECT t.topic_id, t.owner::pg_catalog.oid, COALESCE(s.sub_id, 0),"

@@ -481,6 +481,15 @@ require_msg_id(FunctionCallInfo fcinfo, int argno)
 				 errmsg("txmq: msg_id must not be null")));
 }
 
+static void
+check_id_array(ArrayType *ids)
+{
+	if (ARR_NDIM(ids) > 1 || array_contains_nulls(ids))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("txmq: msg_ids must be a one-dimensional array without nulls")));
+}
+
 Datum
 txmq_ack(PG_FUNCTION_ARGS)
 {
@@ -504,10 +513,7 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("txmq: msg_ids must not be null")));
 	ids = PG_GETARG_ARRAYTYPE_P(2);
-	if (ARR_NDIM(ids) > 1 || array_contains_nulls(ids))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: msg_ids must be a one-dimensional array without nulls")));
+	check_id_array(ids);
 	PG_RETURN_INT32(ack_ids(fcinfo, ids));
 }
 
@@ -707,10 +713,8 @@ txmq_redrive(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, PG_ARGISNULL(2)};
 	int			n;
 
-	if (!nulls[1] && array_contains_nulls(PG_GETARG_ARRAYTYPE_P(2)))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: msg_ids must not contain nulls")));
+	if (!nulls[1])
+		check_id_array(PG_GETARG_ARRAYTYPE_P(2));
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	args[0] = Int32GetDatum(sub.sub_id);
 	args[1] = nulls[1] ? (Datum) 0 : PG_GETARG_DATUM(2);

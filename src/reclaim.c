@@ -13,6 +13,11 @@
  * tuples have accumulated.  The VACUUM skips the table rather than wait
  * when autovacuum (or anyone) is already vacuuming it.
  *
+ * Rows of dropped subscriptions are reaped here too: a transaction that
+ * looked up a topic's subscriptions before one was dropped can insert rows
+ * for it after the drop committed (taking a lock against every send to
+ * close that window would cost every send).
+ *
  *-------------------------------------------------------------------------
  */
 #include "txmq.h"
@@ -55,4 +60,21 @@ txmq_reclaim_storage(void)
 		ExecVacuum(pstate, stmt, true);
 	}
 	CommitTransactionCommand();
+}
+
+#define DROPPED_MEMORY_US ((int64) 86400 * USECS_PER_SEC)
+
+/*
+ * Delete rows inserted for dropped subscriptions, and forget drops older
+ * than a day (no sender transaction runs that long).  Within a transaction.
+ */
+void
+txmq_reap_dropped(TimestampTz now)
+{
+	TxmqOwnerScope scope;
+	Datum		arg = TimestampTzGetDatum(now - DROPPED_MEMORY_US);
+
+	txmq_begin(&scope, true);
+	txmq_exec(PLAN_REAP_DROPPED, &arg, NULL, 0);
+	txmq_end(&scope);
 }

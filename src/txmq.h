@@ -81,6 +81,7 @@ typedef enum TxmqPlanId
 	PLAN_DEAD_LETTER_ROW,
 	PLAN_DEAD_LETTERS,
 	PLAN_REDRIVE,
+	PLAN_REAP_DROPPED,
 	PLAN_STATS,
 	PLAN_HALF_INSERT,
 	PLAN_HALF_BY_ID,
@@ -252,6 +253,7 @@ extern void txmq_half_reclaim(TimestampTz before);
 
 /* ---- reclaim.c ---- */
 extern void txmq_reclaim_storage(void);
+extern void txmq_reap_dropped(TimestampTz now);
 
 /* ---- worker.c ---- */
 extern Size txmq_worker_shmem_size(void);

@@ -19,6 +19,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #define EQ " OPERATOR(pg_catalog.=) "
@@ -495,6 +496,52 @@ Oid
 txmq_caller(void)
 {
 	return OidIsValid(current_caller) ? current_caller : GetUserId();
+}
+
+/*
+ * An error skips txmq_end().  Like PostgreSQL with the user id itself,
+ * restore the caller the (sub)transaction that the error aborts started
+ * with, so that an enclosing txmq function (the worker calling a check
+ * function that calls txmq, say) goes on with its own caller.
+ */
+static Oid *caller_at_level = NULL;
+static int	ncaller_levels = 0;
+
+static void
+caller_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_START_SUB)
+	{
+		if (level >= ncaller_levels)
+		{
+			int			n = Max(level + 1, 2 * ncaller_levels);
+
+			caller_at_level = caller_at_level
+				? repalloc(caller_at_level, n * sizeof(Oid))
+				: MemoryContextAlloc(TopMemoryContext, n * sizeof(Oid));
+			ncaller_levels = n;
+		}
+		caller_at_level[level] = current_caller;
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB && level < ncaller_levels)
+		current_caller = caller_at_level[level];
+}
+
+static void
+caller_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT)
+		current_caller = InvalidOid;
+}
+
+void
+txmq_scope_init(void)
+{
+	RegisterXactCallback(caller_xact_callback, NULL);
+	RegisterSubXactCallback(caller_subxact_callback, NULL);
 }
 
 /*

@@ -111,6 +111,7 @@ typedef struct TxmqOwnerScope
 extern void txmq_begin(TxmqOwnerScope *scope, bool writes);
 extern void txmq_end(TxmqOwnerScope *scope);
 extern Oid	txmq_caller(void);
+extern void txmq_scope_init(void);
 
 /* Result helpers: read column n (1-based) of row r of SPI_tuptable. */
 extern Datum txmq_col(int row, int col, bool *isnull);

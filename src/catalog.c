@@ -635,6 +635,29 @@ txmq_drop_subscription(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * For the owner's functions that act on a whole topic or on one of its
+ * subscriptions: the topic, and the id of the subscription named by
+ * argument sub_argno, or 0 when that is null.
+ */
+static int32
+lookup_admin_target(FunctionCallInfo fcinfo, const char *topic_name,
+					int sub_argno, TxmqTopic *topic)
+{
+	TxmqSub		sub;
+
+	if (PG_ARGISNULL(sub_argno))
+	{
+		txmq_lookup_topic(topic_name, TXMQ_ADMIN, topic);
+		return 0;
+	}
+	txmq_lookup_sub(topic_name,
+					txmq_arg_name(fcinfo, sub_argno, "subscription"),
+					TXMQ_ADMIN, &sub);
+	*topic = sub.topic;
+	return sub.sub_id;
+}
+
 Datum
 txmq_purge(PG_FUNCTION_ARGS)
 {
@@ -646,21 +669,8 @@ txmq_purge(PG_FUNCTION_ARGS)
 	TxmqOwnerScope scope;
 
 	txmq_begin(&scope, true);
-	if (PG_ARGISNULL(1))
-	{
-		txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
-		args[1] = Int32GetDatum(0);
-	}
-	else
-	{
-		TxmqSub		sub;
-
-		txmq_lookup_sub(topic_name,
-						txmq_arg_name(fcinfo, 1, "subscription"),
-						TXMQ_ADMIN, &sub);
-		topic = sub.topic;
-		args[1] = Int32GetDatum(sub.sub_id);
-	}
+	args[1] = Int32GetDatum(lookup_admin_target(fcinfo, topic_name, 1,
+												&topic));
 	args[0] = Int32GetDatum(topic.topic_id);
 	txmq_exec(PLAN_PURGE, args, NULL, 0);
 	n = DatumGetInt64(txmq_col(0, 1, &isnull));
@@ -675,6 +685,7 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 	char	   *topic_name = txmq_arg_name(fcinfo, 0, "topic");
 	char	   *priv;
 	Datum		args[4];
+	TxmqTopic	topic;
 	TxmqOwnerScope scope;
 
 	require_arg(fcinfo, 1, "role");
@@ -698,24 +709,9 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 				 errmsg("txmq: 'receive' needs a subscription and 'send' takes none")));
 
 	txmq_begin(&scope, true);
-	if (PG_ARGISNULL(3))
-	{
-		TxmqTopic	topic;
-
-		txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
-		args[0] = Int32GetDatum(topic.topic_id);
-		args[1] = Int32GetDatum(0);
-	}
-	else
-	{
-		TxmqSub		sub;
-
-		txmq_lookup_sub(topic_name,
-						txmq_arg_name(fcinfo, 3, "subscription"),
-						TXMQ_ADMIN, &sub);
-		args[0] = Int32GetDatum(sub.topic.topic_id);
-		args[1] = Int32GetDatum(sub.sub_id);
-	}
+	args[1] = Int32GetDatum(lookup_admin_target(fcinfo, topic_name, 3,
+												&topic));
+	args[0] = Int32GetDatum(topic.topic_id);
 	args[2] = PG_GETARG_DATUM(1);
 	args[3] = CStringGetTextDatum(priv);
 	txmq_exec(plan, args, NULL, 0);

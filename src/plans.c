@@ -18,7 +18,9 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "jit/jit.h"
 #include "miscadmin.h"
+#include "optimizer/planner.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
@@ -173,12 +175,17 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	 * Rows another consumer deleted meanwhile simply do not come back.
 	 * Columns as TXMQ_ROW_*.
 	 */
+/*
+ * The OFFSET 0 fence keeps the claim outside: it is asked only for rows
+ * that passed every other condition, in id order, until there are enough.
+ */
 #define RECEIVE(condition) \
 		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY(" \
-		"  SELECT msg_id FROM txmq.msg m WHERE sub_id" EQ "$1 AND vt" LE "$2" \
+		"  SELECT msg_id FROM (SELECT msg_id FROM txmq.msg m" \
+		"   WHERE sub_id" EQ "$1 AND vt" LE "$2" \
 		condition \
-		"  AND txmq._claim($1, msg_id)" \
-		"  ORDER BY sub_id, msg_id LIMIT $3))" \
+		"   ORDER BY sub_id, msg_id OFFSET 0) ready" \
+		"  WHERE txmq._claim($1, msg_id) LIMIT $3))" \
 		" RETURNING msg_id, payload, headers, key, attempt, created_at," \
 		" last_error, producer_group"
 	[PLAN_RECEIVE] = {
@@ -424,6 +431,29 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 
 static SPIPlanPtr plans[NUM_TXMQ_PLANS];
 
+/*
+ * txmq's statements touch a handful of rows, but the planner's estimate
+ * for a generic plan's LIMIT $n grows with the table (it assumes 10% of
+ * the rows), and past jit_above_cost every execution would be compiled.
+ * So the plans of txmq's own statements never use JIT.
+ */
+static planner_hook_type prev_planner_hook = NULL;
+static int	exec_depth = 0;		/* txmq_exec() calls under way */
+
+static PlannedStmt *
+txmq_planner(Query *parse, const char *query_string, int cursorOptions,
+			 ParamListInfo boundParams)
+{
+	PlannedStmt *stmt;
+
+	stmt = prev_planner_hook
+		? prev_planner_hook(parse, query_string, cursorOptions, boundParams)
+		: standard_planner(parse, query_string, cursorOptions, boundParams);
+	if (exec_depth > 0)
+		stmt->jitFlags = PGJIT_NONE;
+	return stmt;
+}
+
 static SPIPlanPtr
 get_plan(TxmqPlanId id)
 {
@@ -461,7 +491,9 @@ txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull, long limit)
 
 	for (int i = 0; i < plan_defs[id].nargs; i++)
 		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	exec_depth++;				/* an error resets it, see below */
 	rc = SPI_execute_plan(get_plan(id), values, nulls, false, limit);
+	exec_depth--;
 	if (rc < 0)
 		elog(ERROR, "txmq: statement %d failed: %s",
 			 (int) id, SPI_result_code_string(rc));
@@ -526,15 +558,22 @@ caller_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		}
 		caller_at_level[level] = current_caller;
 	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB && level < ncaller_levels)
-		current_caller = caller_at_level[level];
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		if (level < ncaller_levels)
+			current_caller = caller_at_level[level];
+		exec_depth = 0;
+	}
 }
 
 static void
 caller_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT)
+	{
 		current_caller = InvalidOid;
+		exec_depth = 0;
+	}
 }
 
 void
@@ -542,6 +581,8 @@ txmq_scope_init(void)
 {
 	RegisterXactCallback(caller_xact_callback, NULL);
 	RegisterSubXactCallback(caller_subxact_callback, NULL);
+	prev_planner_hook = planner_hook;
+	planner_hook = txmq_planner;
 }
 
 /*

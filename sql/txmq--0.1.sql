@@ -85,11 +85,8 @@ CREATE TABLE txmq.msg (
 	producer_group text,
 	last_error text,
 	PRIMARY KEY (sub_id, msg_id)
-) WITH (fillfactor = 90,
-		autovacuum_vacuum_scale_factor = 0,
+) WITH (autovacuum_vacuum_scale_factor = 0,
 		autovacuum_vacuum_threshold = 5000,
-		autovacuum_vacuum_insert_scale_factor = 0,
-		autovacuum_vacuum_insert_threshold = 20000,
 		autovacuum_vacuum_cost_delay = 0);
 -- ordered subscriptions: is an earlier message of this key still there?
 CREATE INDEX msg_key_idx ON txmq.msg (sub_id, key, msg_id)

@@ -1,0 +1,10 @@
+-- A fresh queue 'bench' before every workload.  notify => false: with
+-- NOTIFY on, every committing sender takes the cluster-wide notify queue
+-- lock, which serialises commits (see README.md).
+SELECT txmq.drop_topic('bench', true) FROM txmq.topic WHERE name = 'bench';
+SELECT txmq.create_queue('bench', notify => false);
+-- Start every workload from compact storage, as the other systems do (the
+-- baseline table and the PgQ queue tables are recreated).  Harness state
+-- only: txmq itself is not tuned.
+VACUUM FULL txmq.msg;
+VACUUM FULL txmq.dead_letter;

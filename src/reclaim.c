@@ -10,7 +10,7 @@
  * (a minute by default); by then a fast queue has left hundreds of
  * thousands of dead index entries for each receive to step over.  So the
  * worker vacuums txmq.msg itself as soon as txmq.vacuum_threshold dead
- * tuples have accumulated.  The VACUUM skips the table rather than wait
+ * tuples (plus a fifth of the live ones) have accumulated.  The VACUUM skips the table rather than wait
  * when autovacuum (or anyone) is already vacuuming it.
  *
  * Rows of dropped subscriptions are reaped here too: a transaction that
@@ -39,15 +39,25 @@ void
 txmq_reclaim_storage(void)
 {
 	Oid			relid;
-	int64		dead;
+	int64		dead = 0;
+	int64		live = 0;
 
 	StartTransactionCommand();
 	relid = get_relname_relid("msg", get_namespace_oid("txmq", true));
-	dead = OidIsValid(relid)
-		? DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples,
-											ObjectIdGetDatum(relid)))
-		: 0;
-	if (dead >= txmq_vacuum_threshold && txmq_vacuum_threshold > 0)
+	if (OidIsValid(relid))
+	{
+		dead = DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples,
+												 ObjectIdGetDatum(relid)));
+		live = DatumGetInt64(DirectFunctionCall1(pg_stat_get_live_tuples,
+												 ObjectIdGetDatum(relid)));
+	}
+
+	/*
+	 * Like autovacuum, in proportion to the table: a long backlog being
+	 * drained is not vacuumed over and over, a short busy queue is.
+	 */
+	if (txmq_vacuum_threshold > 0 &&
+		dead >= txmq_vacuum_threshold + live / 5)
 	{
 		VacuumStmt *stmt = makeNode(VacuumStmt);
 		ParseState *pstate = make_parsestate(NULL);

@@ -63,7 +63,7 @@ txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
 	args[2] = Int32GetDatum(attempts);
 	args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n = txmq_exec(PLAN_DEAD_LETTER, args, nulls, 0);
-	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, msg_id);
+	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, msg_id, NULL);
 	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, n);
 	return n;
 }
@@ -121,7 +121,7 @@ dead_letter_held(const TxmqSub *sub, TxmqTouched *held, int32 attempts,
 		: row[TXMQ_ROW_LAST_ERROR - 1];
 	nulls[8] = error == NULL && rownulls[TXMQ_ROW_LAST_ERROR - 1];
 	txmq_exec(PLAN_DEAD_LETTER_ROW, args, nulls, 0);
-	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, held->msg_id);
+	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, held->msg_id, held);
 	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, 1);
 }
 
@@ -441,10 +441,11 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 	for (int i = 0; i < nids; i++)
 	{
 		int64		id = DatumGetInt64(id_datums[i]);
+		TxmqTouched *held = txmq_xact_holding(sub.sub_id, id);
 
-		if (txmq_xact_holding(sub.sub_id, id))
+		if (held)
 		{
-			txmq_xact_settled(sub.topic.topic_id, sub.sub_id, id);
+			txmq_xact_settled(sub.topic.topic_id, sub.sub_id, id, held);
 			n++;
 		}
 		else
@@ -463,7 +464,7 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 			bool		isnull;
 
 			txmq_xact_settled(sub.topic.topic_id, sub.sub_id,
-							  DatumGetInt64(txmq_col(i, 1, &isnull)));
+							  DatumGetInt64(txmq_col(i, 1, &isnull)), NULL);
 		}
 		n += deleted;
 	}
@@ -622,7 +623,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 			args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 			txmq_exec(PLAN_NACK, args, nulls, 0);
 		}
-		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id);
+		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id, held);
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, TXMQ_WAKE, 1);

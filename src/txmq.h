@@ -227,7 +227,8 @@ extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
 									   HeapTuple row);
 extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
 extern Datum txmq_xact_held_keys(int32 sub_id);
-extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id);
+extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
+							  TxmqTouched *held);
 extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
 							int64 delta);
 

@@ -174,11 +174,16 @@ txmq_xact_held_keys(int32 sub_id)
 										   TYPALIGN_INT));
 }
 
-/* The message was acked, nacked or dead-lettered by this transaction. */
+/*
+ * The message was acked, nacked or dead-lettered by this transaction:
+ * held is its entry if this transaction received it, else NULL (it was
+ * leased earlier).
+ */
 void
-txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id)
+txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
+				  TxmqTouched *held)
 {
-	TxmqTouched *t = txmq_xact_holding(sub_id, msg_id);
+	TxmqTouched *t = held;
 
 	if (t == NULL)
 	{

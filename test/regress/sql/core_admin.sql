@@ -1,14 +1,8 @@
 -- core_admin: names, create / drop of topics, subscriptions and queues,
 -- duplicates, drop_topic refusing while messages are held, purge.
--- pg_temp.core_err(sql) runs a statement and shows its SQLSTATE and message.
-CREATE FUNCTION pg_temp.core_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 
 -- ---- names ----
 SELECT txmq.create_topic('core_a');

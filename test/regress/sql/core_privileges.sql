@@ -1,13 +1,8 @@
 -- core_privileges: an owner role, an application role with grants on one
 -- topic / subscription, and an outsider.
-CREATE FUNCTION pg_temp.core_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 GRANT EXECUTE ON FUNCTION pg_temp.core_err(text) TO PUBLIC;
 
 CREATE ROLE regress_core_owner;

@@ -1,13 +1,8 @@
 -- core_receive: receive arguments, order, delays; transactional mode and
 -- lease mode; ack.
-CREATE FUNCTION pg_temp.core_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 
 SELECT txmq.create_queue('core_r', lease => '1 min');
 

@@ -1,14 +1,9 @@
 -- core_retry: nack (explicit delay, backoff), max_deliveries and dead
 -- letters (via nack, rollbacks, expired leases), reject, extend_lease,
 -- dead_letters, redrive.
-CREATE FUNCTION pg_temp.core_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 
 SELECT txmq.create_queue('core_n', max_deliveries => 5,
 	backoff_base => '10 s', backoff_max => '30 s');

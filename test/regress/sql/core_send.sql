@@ -1,13 +1,8 @@
 -- core_send: send / send_batch arguments and limits, fan-out to
 -- subscriptions, transactional visibility of sends.
-CREATE FUNCTION pg_temp.core_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 
 SELECT txmq.create_queue('core_s');
 

@@ -299,8 +299,12 @@ my $stats_check = q{
 			   AND st.dead = (SELECT count(*) FROM txmq.dead_letter d WHERE d.sub_id = s.sub_id)
 			   AND st.half_pending = (SELECT count(*) FROM txmq.half h
 									   WHERE h.topic_id = t.topic_id AND h.state = 'half')
-			   AND st.in_flight = (SELECT count(*) FROM txmq.msg m WHERE m.sub_id = s.sub_id
-									 AND m.leased AND m.vt > now()) AS ok
+			   -- the view reads the clock after now(): a lease may expire between
+			   AND st.in_flight BETWEEN
+				   (SELECT count(*) FROM txmq.msg m WHERE m.sub_id = s.sub_id
+					   AND m.leased AND m.vt > clock_timestamp())
+			   AND (SELECT count(*) FROM txmq.msg m WHERE m.sub_id = s.sub_id
+					   AND m.leased AND m.vt > now()) AS ok
 		  FROM txmq.stats st
 		  JOIN txmq.topic t ON t.name = st.topic
 		  JOIN txmq.subscription s ON s.topic_id = t.topic_id AND s.name = st.subscription) x

@@ -191,10 +191,19 @@ lookup_cache_callback(Datum arg, Oid relid)
 		lookup_cache_stale = true;
 }
 
-static Oid
-get_topic_relid(void)
+/* The OID of txmq's relation (table, index or sequence) txmq.name. */
+Oid
+txmq_relid(const char *name)
 {
-	return get_relname_relid("topic", get_namespace_oid("txmq", false));
+	Oid			relid = get_relname_relid(name,
+										  get_namespace_oid("txmq", false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("txmq: relation txmq.%s does not exist", name),
+				 errhint("Reinstall the extension: DROP EXTENSION txmq; CREATE EXTENSION txmq.")));
+	return relid;
 }
 
 static HTAB *
@@ -213,7 +222,7 @@ get_lookup_cache(void)
 	if (lookup_cxt != NULL)
 		MemoryContextDelete(lookup_cxt);
 	lookup_cache_stale = false;
-	topic_relid = get_topic_relid();
+	topic_relid = txmq_relid("topic");
 	lookup_cxt = AllocSetContextCreate(CacheMemoryContext, "txmq lookups",
 									   ALLOCSET_SMALL_SIZES);
 	info.keysize = sizeof(LookupKey);
@@ -228,7 +237,7 @@ get_lookup_cache(void)
 static void
 catalog_changed(void)
 {
-	CacheInvalidateRelcacheByRelid(get_topic_relid());
+	CacheInvalidateRelcacheByRelid(txmq_relid("topic"));
 }
 
 /* Roles granted priv on the topic (send) or on sub_id (receive). */

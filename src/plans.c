@@ -169,44 +169,6 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		JSONBOID, TEXTOID, TEXTOID, JSONBARRAYOID}
 	},
 
-	/*
-	 * Take up to $3 ready messages in id order: claim each (skipping those
-	 * other receivers hold, see shmem.c), then delete the claimed rows.
-	 * Rows another consumer deleted meanwhile simply do not come back.
-	 * Columns as TXMQ_ROW_*.
-	 */
-/*
- * The OFFSET 0 fence keeps the claim outside: it is asked only for rows
- * that passed every other condition, in id order, until there are enough.
- */
-#define RECEIVE(condition) \
-		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY(" \
-		"  SELECT msg_id FROM (SELECT msg_id FROM txmq.msg m" \
-		"   WHERE sub_id" EQ "$1 AND vt" LE "$2" \
-		condition \
-		"   ORDER BY sub_id, msg_id OFFSET 0) ready" \
-		"  WHERE txmq._claim($1, msg_id) LIMIT $3))" \
-		" RETURNING msg_id, payload, headers, key, attempt, created_at," \
-		" last_error, producer_group"
-	[PLAN_RECEIVE] = {
-		RECEIVE(""),
-		3, {INT4OID, TIMESTAMPTZOID, INT4OID}
-	},
-
-	/*
-	 * An ordered subscription delivers a key's messages one at a time: a
-	 * message waits while any earlier message of its key is still there
-	 * (ready, delayed, leased, or held by a consumer whose delete has not
-	 * committed) or while this transaction holds a message of its key ($4:
-	 * our own deletes are invisible to us).
-	 */
-	[PLAN_RECEIVE_ORDERED] = {
-		RECEIVE("  AND (m.key IS NULL OR (NOT m.key" EQ "ANY ($4)"
-				"   AND NOT EXISTS (SELECT FROM txmq.msg e"
-				"    WHERE e.sub_id" EQ "$1 AND e.key" EQ "m.key"
-				"    AND e.msg_id" LT "m.msg_id)))"),
-		4, {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}
-	},
 	[PLAN_NEXT_DUE] = {
 		"SELECT pg_catalog.min(vt) FROM txmq.msg"
 		" WHERE sub_id" EQ "$1 AND vt" GT "$2",
@@ -282,18 +244,11 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" FROM d",
 		2, {INT4OID, INT8ARRAYOID}
 	},
-	/*
-	 * Rows that senders which saw a subscription before it was dropped
-	 * inserted after; ids dropped before $1 are forgotten.
-	 */
+	/* Dropped subscriptions to reap; those dropped before $1 for the last time */
 	[PLAN_REAP_DROPPED] = {
 		"WITH f AS (DELETE FROM txmq.dropped_subscription"
-		"  WHERE dropped_at" LT "$1),"
-		" m AS (DELETE FROM txmq.msg WHERE sub_id" EQ "ANY ("
-		"  SELECT sub_id FROM txmq.dropped_subscription)),"
-		" d AS (DELETE FROM txmq.dead_letter WHERE sub_id" EQ "ANY ("
-		"  SELECT sub_id FROM txmq.dropped_subscription))"
-		" SELECT",
+		"  WHERE dropped_at" LT "$1)"
+		" SELECT sub_id FROM txmq.dropped_subscription",
 		1, {TIMESTAMPTZOID}
 	},
 	[PLAN_STATS] = {

@@ -20,17 +20,30 @@
  */
 #include "txmq.h"
 
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 
 PG_FUNCTION_INFO_V1(txmq_receive);
 PG_FUNCTION_INFO_V1(txmq_ack);
@@ -201,21 +214,24 @@ txmq_restore(TxmqTouched **held, int n, bool leased, const char *error)
 	txmq_end(&scope);
 }
 
-/*
- * txmq._claim(sub_id, msg_id): called by PLAN_RECEIVE for each candidate
- * row, in id order, until it has enough.
- */
-Datum
-txmq_claim_sql(PG_FUNCTION_ARGS)
+/* txmq.msg's columns, in table order */
+enum
 {
-	int32		sub_id = PG_GETARG_INT32(0);
-	int64		msg_id = PG_GETARG_INT64(1);
+	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
+	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
+	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
+};
 
-	if (!txmq_claim(sub_id, msg_id))
-		PG_RETURN_BOOL(false);
-	txmq_xact_claimed(sub_id, msg_id);
-	PG_RETURN_BOOL(true);
-}
+/* A walk over txmq.msg, for take_ready() */
+typedef struct MsgScan
+{
+	Relation	heap;
+	Relation	pkey;
+	Relation	key_index;		/* (sub_id, key, msg_id), ordered only */
+	Snapshot	snapshot;
+	TupleTableSlot *slot;		/* the candidate */
+	TupleTableSlot *probe;		/* an earlier message of its key */
+} MsgScan;
 
 static TimestampTz
 after_ms(TimestampTz t, int64 ms)
@@ -223,27 +239,174 @@ after_ms(TimestampTz t, int64 ms)
 	return t + ms * 1000;
 }
 
-typedef struct RowRef
+/*
+ * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot.  It
+ * must outlive the row's delete, which takes TOASTed values with it: those
+ * are fetched now.
+ */
+static HeapTuple
+received_row(TupleTableSlot *slot)
 {
-	int64		msg_id;
-	HeapTuple	tuple;
-} RowRef;
+	static const int from[TXMQ_ROW_NATTS] = {
+		MSG_MSG_ID, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_ATTEMPT,
+		MSG_CREATED_AT, MSG_LAST_ERROR, MSG_PRODUCER_GROUP
+	};
+	TupleDesc	desc = txmq_row_desc();
+	Datum		values[TXMQ_ROW_NATTS];
+	bool		nulls[TXMQ_ROW_NATTS];
 
+	for (int i = 0; i < TXMQ_ROW_NATTS; i++)
+	{
+		values[i] = slot->tts_values[from[i] - 1];
+		nulls[i] = slot->tts_isnull[from[i] - 1];
+		if (!nulls[i] && TupleDescAttr(desc, i)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+	return heap_form_tuple(desc, values, nulls);
+}
+
+/*
+ * Begin a walk, in id order, over the rows of sub_id in txmq table heap
+ * (txmq.msg or txmq.dead_letter) along its primary key pkey.
+ */
+IndexScanDesc
+txmq_begin_sub_scan(Relation heap, Relation pkey, Snapshot snapshot,
+					int32 sub_id)
+{
+	ScanKeyData key;
+	IndexScanDesc scan;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(sub_id));
+	scan = index_beginscan(heap, pkey, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	return scan;
+}
+
+/*
+ * Ordered subscriptions deliver a key's messages one at a time: a message
+ * waits while this transaction holds a message of its key, or while an
+ * earlier message of its key is still there for the scan's snapshot
+ * (ready, delayed, leased, or held by a consumer whose delete has not
+ * committed).
+ */
+static bool
+key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
+{
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	bool		busy;
+
+	if (txmq_xact_holds_key(sub_id, DatumGetTextPP(key)))
+		return true;
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(sub_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, key);
+	keys[1].sk_collation = ms->key_index->rd_indcollation[1];
+	ScanKeyInit(&keys[2], 3, BTLessStrategyNumber, F_INT8LT,
+				Int64GetDatum(msg_id));
+	scan = index_beginscan(ms->heap, ms->key_index, ms->snapshot, 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+	busy = index_getnext_slot(scan, ForwardScanDirection, ms->probe);
+	index_endscan(scan);
+	return busy;
+}
+
+/*
+ * Take up to max ready messages of sub into rows[]: walk the
+ * subscription's rows in id order along the primary key, claim each ready
+ * one (shmem.c) and delete it.  This is the receive hot path, so it reads
+ * the index and deletes through the table AM rather than running a DELETE
+ * statement: one index walk, one heap delete per message.
+ *
+ * Each call takes a new snapshot (READ COMMITTED) that sees this
+ * transaction's earlier deletes.  A row that a consumer which committed
+ * after the snapshot deleted is skipped here; the caller learns of it from
+ * txmq_xact_claims_done() and looks again.
+ */
 static int
-cmp_row_ref(const void *a, const void *b)
+take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 {
-	int64		x = ((const RowRef *) a)->msg_id;
-	int64		y = ((const RowRef *) b)->msg_id;
+	MsgScan		ms;
+	IndexScanDesc scan;
+	CommandId	cid;
+	int			n = 0;
 
-	return (x > y) - (x < y);
+	ms.heap = table_open(txmq_relid("msg"), RowExclusiveLock);
+	if (RelationGetDescr(ms.heap)->natts != MSG_NATTS)
+		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
+			 MSG_NATTS);
+	ms.pkey = index_open(RelationGetPrimaryKeyIndex(ms.heap),
+						 RowExclusiveLock);
+	ms.key_index = sub->ordered ?
+		index_open(txmq_relid("msg_key_idx"), AccessShareLock) : NULL;
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	ms.snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	ms.slot = table_slot_create(ms.heap, NULL);
+	ms.probe = table_slot_create(ms.heap, NULL);
+
+	scan = txmq_begin_sub_scan(ms.heap, ms.pkey, ms.snapshot, sub->sub_id);
+	while (n < max && index_getnext_slot(scan, ForwardScanDirection, ms.slot))
+	{
+		Datum	   *values;
+		bool	   *nulls;
+		int64		msg_id;
+		HeapTuple	row;
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		slot_getallattrs(ms.slot);
+		values = ms.slot->tts_values;
+		nulls = ms.slot->tts_isnull;
+		msg_id = DatumGetInt64(values[MSG_MSG_ID - 1]);
+		if (DatumGetTimestampTz(values[MSG_VT - 1]) > now)
+			continue;
+		if (sub->ordered && !nulls[MSG_KEY - 1] &&
+			key_is_busy(&ms, sub->sub_id, msg_id, values[MSG_KEY - 1]))
+			continue;
+		if (!txmq_claim(sub->sub_id, msg_id))
+			continue;			/* another consumer is taking it */
+		txmq_xact_claimed(sub->sub_id, msg_id);
+
+		row = received_row(ms.slot);
+		result = table_tuple_delete(ms.heap, &ms.slot->tts_tid, cid,
+									ms.snapshot, InvalidSnapshot, true,
+									&tmfd, false);
+		if (result == TM_Ok)
+		{
+			rows[n++] = row;
+			continue;
+		}
+		heap_freetuple(row);
+		/* deleted or updated by a transaction our snapshot cannot see */
+		if (result != TM_Updated && result != TM_Deleted)
+			elog(ERROR, "txmq: unexpected result %d deleting a message",
+				 (int) result);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent delete")));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(ms.probe);
+	ExecDropSingleTupleTableSlot(ms.slot);
+	UnregisterSnapshot(ms.snapshot);
+	if (ms.key_index)
+		index_close(ms.key_index, NoLock);
+	index_close(ms.pkey, NoLock);
+	table_close(ms.heap, NoLock);
+	return n;
 }
 
 /*
  * One attempt: take up to max ready messages, add them to the result.
  * Messages that have used up their deliveries go to the dead letters
  * instead, and the attempt looks further.  So does it, a few times, when
- * rows it claimed were deleted by a consumer that committed after this
- * statement's snapshot was taken: a new statement sees past them.
+ * rows it claimed were deleted by a consumer that committed after its
+ * snapshot was taken: a new snapshot sees past them.
  */
 #define MAX_LOST_ROUNDS 3
 
@@ -251,6 +414,7 @@ static int
 receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			 ReturnSetInfo *rsinfo)
 {
+	HeapTuple  *rows = palloc(sizeof(HeapTuple) * max);
 	int			delivered = 0;
 	int			lost_rounds = 0;
 	int			dead;
@@ -260,34 +424,8 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz until = after_ms(now, lease_ms);
-		Datum		args[4];
-		SPITupleTable *taken;
-		RowRef	   *rows;
-		int			n;
+		int			n = take_ready(sub, max - delivered, now, rows);
 
-		args[0] = Int32GetDatum(sub->sub_id);
-		args[1] = TimestampTzGetDatum(now);
-		args[2] = Int32GetDatum(max - delivered);
-		if (sub->ordered)
-		{
-			/* our own deletes hide the keys we hold: name them */
-			args[3] = txmq_xact_held_keys(sub->sub_id);
-			n = txmq_exec(PLAN_RECEIVE_ORDERED, args, NULL, 0);
-		}
-		else
-			n = txmq_exec(PLAN_RECEIVE, args, NULL, 0);
-		taken = SPI_tuptable;	/* dead_letter_held() runs queries too */
-		/* RETURNING order is the scan's; deliver in id order for sure */
-		rows = palloc(sizeof(RowRef) * (n + 1));
-		for (int i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			rows[i].tuple = taken->vals[i];
-			rows[i].msg_id = DatumGetInt64(txmq_col(i, TXMQ_ROW_MSG_ID,
-													&isnull));
-		}
-		qsort(rows, n, sizeof(RowRef), cmp_row_ref);
 		dead = 0;
 		for (int i = 0; i < n; i++)
 		{
@@ -297,12 +435,12 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			int32		attempt;
 			TxmqTouched *held;
 
-			heap_deform_tuple(rows[i].tuple, txmq_row_desc(), cols, nulls);
-			msg_id = rows[i].msg_id;
+			heap_deform_tuple(rows[i], txmq_row_desc(), cols, nulls);
+			msg_id = DatumGetInt64(cols[TXMQ_ROW_MSG_ID - 1]);
 			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 +
 				txmq_aborted_attempts(sub->sub_id, msg_id);
 			held = txmq_xact_received(sub->topic.topic_id, sub->sub_id,
-									  msg_id, attempt, until, rows[i].tuple);
+									  msg_id, attempt, until, rows[i]);
 			if (attempt > sub->max_deliveries)
 			{
 				dead_letter_held(sub, held, attempt - 1, NULL);
@@ -317,13 +455,14 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 								 cols, nulls);
 			delivered++;
 		}
-		SPI_freetuptable(taken);	/* a long poll loops many times */
-		pfree(rows);
+		for (int i = 0; i < n; i++)
+			heap_freetuple(rows[i]);	/* a long poll loops many times */
 		lost = txmq_xact_claims_done();
 		if (lost > 0)
 			lost_rounds++;
 	} while ((dead > 0 || (lost > 0 && lost_rounds <= MAX_LOST_ROUNDS)) &&
 			 delivered < max);
+	pfree(rows);
 	if (delivered > 0)
 		txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DELIVERED,
 						delivered);
@@ -725,4 +864,19 @@ txmq_redrive(PG_FUNCTION_ARGS)
 		txmq_notify_topic(&sub.topic);
 	txmq_end(&scope);
 	PG_RETURN_INT32(n);
+}
+
+/*
+ * txmq._claim() of version 0.1, which receive no longer calls: kept so
+ * that a 0.1 installation still loads until ALTER EXTENSION txmq UPDATE
+ * drops it.
+ */
+Datum
+txmq_claim_sql(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("txmq._claim() was removed in txmq 0.2"),
+			 errhint("Run ALTER EXTENSION txmq UPDATE.")));
+	PG_RETURN_VOID();
 }

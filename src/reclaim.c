@@ -22,14 +22,20 @@
  */
 #include "txmq.h"
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "executor/tuptable.h"
 #include "commands/vacuum.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 /*
  * Vacuum txmq.msg if it has enough dead tuples.  Called outside any
@@ -75,6 +81,42 @@ txmq_reclaim_storage(void)
 #define DROPPED_MEMORY_US ((int64) 86400 * USECS_PER_SEC)
 
 /*
+ * Delete the rows of sub_id from txmq.name, whose primary key leads with
+ * sub_id.  Walking that key costs one index probe when there are none,
+ * the usual case; a DELETE statement would be planned from statistics in
+ * which the few live subscriptions own every row, as a scan of the whole
+ * table, every round.
+ */
+static void
+delete_sub_rows(const char *name, int32 sub_id)
+{
+	Relation	heap = table_open(txmq_relid(name), RowExclusiveLock);
+	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(heap),
+								  RowExclusiveLock);
+	Snapshot	snapshot;
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	IndexScanDesc scan;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	scan = txmq_begin_sub_scan(heap, pkey, snapshot, sub_id);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+
+		/* a row someone else deleted or updated meanwhile is gone anyway */
+		(void) table_tuple_delete(heap, &slot->tts_tid,
+								  GetCurrentCommandId(true), snapshot,
+								  InvalidSnapshot, true, &tmfd, false);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(pkey, NoLock);
+	table_close(heap, NoLock);
+}
+
+/*
  * Delete rows inserted for dropped subscriptions, and forget drops older
  * than a day (no sender transaction runs that long).  Within a transaction.
  */
@@ -83,8 +125,17 @@ txmq_reap_dropped(TimestampTz now)
 {
 	TxmqOwnerScope scope;
 	Datum		arg = TimestampTzGetDatum(now - DROPPED_MEMORY_US);
+	int			n;
 
 	txmq_begin(&scope, true);
-	txmq_exec(PLAN_REAP_DROPPED, &arg, NULL, 0);
+	n = txmq_exec(PLAN_REAP_DROPPED, &arg, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int32		sub_id = DatumGetInt32(txmq_col(i, 1, &isnull));
+
+		delete_sub_rows("msg", sub_id);
+		delete_sub_rows("dead_letter", sub_id);
+	}
 	txmq_end(&scope);
 }

@@ -30,8 +30,7 @@ PG_FUNCTION_INFO_V1(txmq_send_batch);
 int64 *
 txmq_next_msg_ids(int n)
 {
-	Oid			seq = get_relname_relid("msg_id_seq",
-										get_namespace_oid("txmq", false));
+	Oid			seq = txmq_relid("msg_id_seq");
 	int64	   *ids = SPI_palloc(sizeof(int64) * n);
 
 	for (int i = 0; i < n; i++)

@@ -19,6 +19,7 @@
 
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "access/genam.h"
 #include "access/htup.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
@@ -69,8 +70,6 @@ typedef enum TxmqPlanId
 	PLAN_TOPIC_SUBS,
 	PLAN_SEND_ONE,
 	PLAN_SEND,
-	PLAN_RECEIVE,
-	PLAN_RECEIVE_ORDERED,
 	PLAN_NEXT_DUE,
 	PLAN_RESTORE,
 	PLAN_ACK,
@@ -164,6 +163,7 @@ extern void txmq_check_payload(Jsonb *payload, const char *what,
 extern int	txmq_topic_subscriptions(const TxmqTopic *topic,
 									 int32 **sub_ids);
 extern void txmq_notify_topic(const TxmqTopic *topic);
+extern Oid	txmq_relid(const char *name);
 
 /* ---- shmem.c ---- */
 typedef enum TxmqCounter
@@ -191,7 +191,7 @@ extern void txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
 extern void txmq_forget_message(int32 sub_id, int64 msg_id);
 
-/* Columns of a received row (PLAN_RECEIVE), 1-based */
+/* Columns of a received row (receive.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
 #define TXMQ_ROW_PAYLOAD 2
 #define TXMQ_ROW_HEADERS 3
@@ -226,7 +226,7 @@ extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
 									   TimestampTz lease_until,
 									   HeapTuple row);
 extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
-extern Datum txmq_xact_held_keys(int32 sub_id);
+extern bool txmq_xact_holds_key(int32 sub_id, text *key);
 extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
 							  TxmqTouched *held);
 extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
@@ -246,6 +246,8 @@ extern int	txmq_dead_letter(const TxmqSub *sub, int64 msg_id,
 extern void txmq_restore(TxmqTouched **held, int n, bool leased,
 						 const char *error);
 extern TupleDesc txmq_row_desc(void);
+extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
+										 Snapshot snapshot, int32 sub_id);
 
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,

@@ -150,28 +150,33 @@ txmq_xact_holding(int32 sub_id, int64 msg_id)
 	return NULL;
 }
 
-/* text[] of the keys of the messages of sub_id this transaction holds. */
-Datum
-txmq_xact_held_keys(int32 sub_id)
+/* Does this transaction hold a message of sub_id with this key? */
+bool
+txmq_xact_holds_key(int32 sub_id, text *key)
 {
-	Datum	   *keys = palloc(sizeof(Datum) * (touched.n + 1));
-	int			n = 0;
-
 	for (int i = 0; i < touched.n; i++)
 	{
 		TxmqTouched *t = &touched.items[i];
 		bool		isnull;
-		Datum		key;
+		Datum		held_key;
 
 		if (t->sub_id != sub_id || !t->received_here ||
 			t->settle_subid != InvalidSubTransactionId)
 			continue;
-		key = heap_getattr(t->row, TXMQ_ROW_KEY, txmq_row_desc(), &isnull);
+		held_key = heap_getattr(t->row, TXMQ_ROW_KEY, txmq_row_desc(),
+								&isnull);
 		if (!isnull)
-			keys[n++] = key;
+		{
+			text	   *held = DatumGetTextPP(held_key);
+
+			/* byte for byte, as texteq compares in txmq.msg's collation */
+			if (VARSIZE_ANY_EXHDR(held) == VARSIZE_ANY_EXHDR(key) &&
+				memcmp(VARDATA_ANY(held), VARDATA_ANY(key),
+					   VARSIZE_ANY_EXHDR(key)) == 0)
+				return true;
+		}
 	}
-	return PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false,
-										   TYPALIGN_INT));
+	return false;
 }
 
 /*

@@ -102,7 +102,7 @@ SELECT pg_temp.core_err($$SELECT * FROM txmq.dead_letter$$);
 SELECT pg_temp.core_err($$SELECT * FROM txmq.topic$$);
 SELECT pg_temp.core_err($$SELECT * FROM txmq.grants$$);
 SELECT pg_temp.core_err($$SELECT nextval('txmq.msg_id_seq')$$);
-SELECT pg_temp.core_err($$SELECT txmq._claim(1, 1)$$);
+SELECT pg_temp.core_err($$SELECT txmq._poke_launcher()$$);
 -- stats: the topic it may send to (all its subscriptions' counts), no others
 SELECT topic, subscription, ready, in_flight FROM txmq.stats WHERE topic LIKE 'core_pv%' ORDER BY 1, 2;
 RESET ROLE;
@@ -139,7 +139,7 @@ SELECT pg_temp.core_err($$SELECT * FROM txmq.dead_letter$$);
 SELECT pg_temp.core_err($$SELECT * FROM txmq.half$$);
 SELECT pg_temp.core_err($$SELECT * FROM txmq.subscription$$);
 SELECT pg_temp.core_err($$UPDATE txmq.msg SET vt = now()$$);
-SELECT pg_temp.core_err($$SELECT txmq._claim(1, 1)$$);
+SELECT pg_temp.core_err($$SELECT txmq._poke_launcher()$$);
 SELECT count(*) AS stats_rows FROM txmq.stats WHERE topic LIKE 'core_pv%';
 SELECT count(*) AS _stats_rows FROM txmq._stats() WHERE topic LIKE 'core_pv%';
 RESET ROLE;

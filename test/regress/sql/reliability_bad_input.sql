@@ -287,8 +287,6 @@ INSERT INTO bad (fn, args) VALUES
 	('_check_half', $$-1$$),
 	('_check_half', $$:ready_id$$),
 	('_check_half', $$:rb_id$$),
-	('_claim', $$NULL, 1$$),
-	('_claim', $$-1, -1$$),
 	('_stats', $$$$);
 
 CREATE TEMP TABLE bad_result AS
@@ -298,8 +296,6 @@ SELECT ord, fn || '(' || args || ')' AS call,
 			':acked_id', :'acked_id'), ':half_id', :'half_id'), ':rb_id', :'rb_id')
 		|| ')') AS result
   FROM bad ORDER BY ord;
--- (_claim(-1, -1) took a claim in shared memory; it ends with this
--- statement's transaction)
 -- (message ids in errors are shown by name)
 SELECT call, regexp_replace(regexp_replace(regexp_replace(regexp_replace(result,
 		'message ' || :'ready_id' || '\M', 'message :ready_id'),

@@ -273,15 +273,17 @@ received_row(TupleTableSlot *slot)
  */
 IndexScanDesc
 txmq_begin_sub_scan(Relation heap, Relation pkey, Snapshot snapshot,
-					int32 sub_id)
+					int32 sub_id, int64 from_id)
 {
-	ScanKeyData key;
+	ScanKeyData keys[2];
 	IndexScanDesc scan;
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ,
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(sub_id));
-	scan = index_beginscan(heap, pkey, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from_id));
+	scan = index_beginscan(heap, pkey, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
 	return scan;
 }
 
@@ -316,10 +318,11 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
 
 /*
  * Take up to max ready messages of sub into rows[]: walk the
- * subscription's rows in id order along the primary key, claim each ready
- * one (shmem.c) and delete it.  This is the receive hot path, so it reads
- * the index and deletes through the table AM rather than running a DELETE
- * statement: one index walk, one heap delete per message.
+ * subscription's rows in id order along the primary key, from where the
+ * last walk saw its first row (shmem.c) or from the beginning, claim each
+ * ready one (shmem.c) and delete it.  This is the receive hot path, so it
+ * reads the index and deletes through the table AM rather than running a
+ * DELETE statement: one index walk, one heap delete per message.
  *
  * Each call takes a new snapshot (READ COMMITTED) that sees this
  * transaction's earlier deletes.  A row that a consumer which committed
@@ -327,11 +330,16 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
  * txmq_xact_claims_done() and looks again.
  */
 static int
-take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
+take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
+		  HeapTuple *rows, bool *skipped)
 {
 	MsgScan		ms;
 	IndexScanDesc scan;
 	CommandId	cid;
+	uint64		token;
+	int64		from_id = txmq_scan_start(sub->topic.topic_id, sub->sub_id,
+										  &token);
+	int64		first_visible = -1;
 	int			n = 0;
 
 	ms.heap = table_open(txmq_relid("msg"), RowExclusiveLock);
@@ -348,7 +356,11 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 	ms.slot = table_slot_create(ms.heap, NULL);
 	ms.probe = table_slot_create(ms.heap, NULL);
 
-	scan = txmq_begin_sub_scan(ms.heap, ms.pkey, ms.snapshot, sub->sub_id);
+	if (from_start)
+		from_id = 0;
+	*skipped = from_id > 0;
+	scan = txmq_begin_sub_scan(ms.heap, ms.pkey, ms.snapshot, sub->sub_id,
+							   from_id);
 	while (n < max && index_getnext_slot(scan, ForwardScanDirection, ms.slot))
 	{
 		Datum	   *values;
@@ -362,6 +374,8 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 		values = ms.slot->tts_values;
 		nulls = ms.slot->tts_isnull;
 		msg_id = DatumGetInt64(values[MSG_MSG_ID - 1]);
+		if (first_visible < 0)
+			first_visible = msg_id;
 		if (DatumGetTimestampTz(values[MSG_VT - 1]) > now)
 			continue;
 		if (sub->ordered && !nulls[MSG_KEY - 1] &&
@@ -391,6 +405,9 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 					 errmsg("could not serialize access due to concurrent delete")));
 	}
 	index_endscan(scan);
+	if (first_visible >= 0)
+		txmq_scan_advance(sub->topic.topic_id, sub->sub_id, token,
+						  first_visible);
 	ExecDropSingleTupleTableSlot(ms.probe);
 	ExecDropSingleTupleTableSlot(ms.slot);
 	UnregisterSnapshot(ms.snapshot);
@@ -398,6 +415,18 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 		index_close(ms.key_index, NoLock);
 	index_close(ms.pkey, NoLock);
 	table_close(ms.heap, NoLock);
+	return n;
+}
+
+static int
+take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
+{
+	bool		skipped;
+	int			n = take_from(sub, false, max, now, rows, &skipped);
+
+	/* before the start there may be rows that no wake announced */
+	if (n == 0 && skipped)
+		n = take_from(sub, true, max, now, rows, &skipped);
 	return n;
 }
 
@@ -765,7 +794,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id, held);
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
-		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, TXMQ_WAKE, 1);
+		txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1, msg_id);
 		txmq_notify_topic(&sub.topic);
 	}
 	txmq_end(&scope);
@@ -859,7 +888,7 @@ txmq_redrive(PG_FUNCTION_ARGS)
 	args[0] = Int32GetDatum(sub.sub_id);
 	args[1] = nulls[1] ? (Datum) 0 : PG_GETARG_DATUM(2);
 	n = txmq_exec(PLAN_REDRIVE, args, nulls, 0);
-	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, TXMQ_WAKE, n);
+	txmq_xact_wake(sub.topic.topic_id, sub.sub_id, n, 0);
 	if (n > 0)
 		txmq_notify_topic(&sub.topic);
 	txmq_end(&scope);

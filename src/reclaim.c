@@ -99,7 +99,7 @@ delete_sub_rows(const char *name, int32 sub_id)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	scan = txmq_begin_sub_scan(heap, pkey, snapshot, sub_id);
+	scan = txmq_begin_sub_scan(heap, pkey, snapshot, sub_id, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		TM_FailureData tmfd;

@@ -89,8 +89,8 @@ txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
 
 	/* a delayed message needs only one waiter to note its due time */
 	for (int i = 0; i < nsubs; i++)
-		txmq_xact_tally(topic->topic_id, subs[i], TXMQ_WAKE,
-						vt > created_at ? 1 : n);
+		txmq_xact_wake(topic->topic_id, subs[i], vt > created_at ? 1 : n,
+					   ids[0]);
 	txmq_xact_tally(topic->topic_id, 0, CNT_SENT, n);
 	txmq_notify_topic(topic);
 	return n * nsubs;

@@ -12,6 +12,22 @@
  * sleepers.  When the table is full, new subscriptions fall back to polling
  * and have no counters (a WARNING says so once per backend).
  *
+ * A slot also keeps where a receive may start its walk along the
+ * subscription's primary key.  Every receive deletes the rows it takes,
+ * and until VACUUM removes their index entries each later receive would
+ * step over all of them again: draining a backlog would cost quadratic
+ * time.  So a receive records the id of the first row its snapshot could
+ * see (everything before it was deleted or not yet committed), and the
+ * next one starts there.  Whatever makes a row with a smaller id visible
+ * again (a sender or a restored lease committing, a receive aborting)
+ * wakes the subscription, and every wake lowers the start to that id.  A
+ * receive may only move the start if no wake lowered it since it read the
+ * start, before taking its snapshot (the token).  The rare paths that make
+ * rows visible without a wake (COMMIT PREPARED of a send, rows written by
+ * hand) are covered twice: a receive that finds nothing after the start
+ * looks again from the beginning, and the worker resets every start of
+ * its database each round.
+ *
  * Messages.  A second table, keyed by message, holds two facts that no
  * row can:
  *
@@ -44,6 +60,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/hsearch.h"
 
 typedef struct SlotKey
@@ -58,6 +75,9 @@ typedef struct Slot
 	SlotKey		key;
 	ConditionVariable cv;
 	pg_atomic_uint64 counters[NUM_TXMQ_COUNTERS];
+	slock_t		mutex;			/* protects scan_from and lowered */
+	int64		scan_from;		/* a receive's walk may start here */
+	uint64		lowered;		/* times scan_from was lowered */
 } Slot;
 
 typedef struct MsgKey
@@ -157,6 +177,9 @@ get_slot(int32 topic_id, int32 sub_id, bool create)
 		ConditionVariableInit(&slot->cv);
 		for (int i = 0; i < NUM_TXMQ_COUNTERS; i++)
 			pg_atomic_init_u64(&slot->counters[i], 0);
+		SpinLockInit(&slot->mutex);
+		slot->scan_from = 0;
+		slot->lowered = 0;
 	}
 	LWLockRelease(shared->slots_lock);
 
@@ -188,17 +211,84 @@ txmq_sub_cv(int32 topic_id, int32 sub_id)
 	return slot ? &slot->cv : NULL;
 }
 
+static void
+lower_scan_from(Slot *slot, int64 from_id)
+{
+	SpinLockAcquire(&slot->mutex);
+	if (from_id < slot->scan_from)
+		slot->scan_from = from_id;
+	slot->lowered++;
+	SpinLockRelease(&slot->mutex);
+}
+
 /*
- * Wake receivers of a subscription that now has n more messages available:
- * one sleeper per message, everyone when there are many.
+ * Where a receive of sub may start its walk along the primary key; *token
+ * goes back to txmq_scan_advance().  Call before taking the snapshot.
+ */
+int64
+txmq_scan_start(int32 topic_id, int32 sub_id, uint64 *token)
+{
+	Slot	   *slot = get_slot(topic_id, sub_id, true);
+	int64		from;
+
+	*token = 0;
+	if (slot == NULL)
+		return 0;
+	SpinLockAcquire(&slot->mutex);
+	from = slot->scan_from;
+	*token = slot->lowered;
+	SpinLockRelease(&slot->mutex);
+	return from;
+}
+
+/*
+ * A receive's snapshot saw no row of sub before first_visible: start there
+ * from now on, unless a wake lowered the start since the receive read it.
  */
 void
-txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages)
+txmq_scan_advance(int32 topic_id, int32 sub_id, uint64 token,
+				  int64 first_visible)
+{
+	Slot	   *slot = get_slot(topic_id, sub_id, false);
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (slot->lowered == token)
+		slot->scan_from = first_visible;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* The worker, each round: every walk in this database starts at 0 again. */
+void
+txmq_scan_reset_database(void)
+{
+	HASH_SEQ_STATUS status;
+	Slot	   *slot;
+
+	if (slots == NULL)
+		return;
+	LWLockAcquire(shared->slots_lock, LW_SHARED);
+	hash_seq_init(&status, slots);
+	while ((slot = hash_seq_search(&status)) != NULL)
+		if (slot->key.dboid == MyDatabaseId)
+			lower_scan_from(slot, 0);
+	LWLockRelease(shared->slots_lock);
+}
+
+/*
+ * Wake receivers of a subscription that now has n more messages available,
+ * the smallest of them from_id: one sleeper per message, everyone when
+ * there are many.
+ */
+void
+txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
 {
 	Slot	   *slot = get_slot(topic_id, sub_id, false);
 
 	if (slot == NULL || nmessages <= 0)
 		return;
+	lower_scan_from(slot, from_id);
 	if (nmessages >= 8)
 		ConditionVariableBroadcast(&slot->cv);
 	else

@@ -182,7 +182,12 @@ typedef enum TxmqCounter
 extern void txmq_shmem_request(void);
 extern void txmq_shmem_startup(void);
 extern ConditionVariable *txmq_sub_cv(int32 topic_id, int32 sub_id);
-extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages);
+extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages,
+					  int64 from_id);
+extern int64 txmq_scan_start(int32 topic_id, int32 sub_id, uint64 *token);
+extern void txmq_scan_advance(int32 topic_id, int32 sub_id, uint64 token,
+							  int64 first_visible);
+extern void txmq_scan_reset_database(void);
 extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
@@ -216,7 +221,6 @@ typedef struct TxmqTouched
 	SubTransactionId settle_subid;	/* InvalidSubTransactionId: unsettled */
 } TxmqTouched;
 
-#define TXMQ_WAKE NUM_TXMQ_COUNTERS /* tally kind: wake receivers */
 
 extern void txmq_xact_init(void);
 extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
@@ -229,8 +233,10 @@ extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
 extern bool txmq_xact_holds_key(int32 sub_id, text *key);
 extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
 							  TxmqTouched *held);
-extern void txmq_xact_tally(int32 topic_id, int32 sub_id, int kind,
+extern void txmq_xact_tally(int32 topic_id, int32 sub_id, TxmqCounter c,
 							int64 delta);
+extern void txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages,
+						   int64 from_id);
 
 /* ---- send.c, shared with half.c ---- */
 extern int64 *txmq_next_msg_ids(int n);
@@ -247,7 +253,8 @@ extern void txmq_restore(TxmqTouched **held, int n, bool leased,
 						 const char *error);
 extern TupleDesc txmq_row_desc(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
-										 Snapshot snapshot, int32 sub_id);
+										 Snapshot snapshot, int32 sub_id,
+										 int64 from_id);
 
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,

@@ -33,12 +33,16 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+/* A counter to add to, or receivers to wake, at commit */
+#define WAKE NUM_TXMQ_COUNTERS
+
 typedef struct Tally
 {
 	int32		topic_id;
 	int32		sub_id;
-	int			kind;			/* a TxmqCounter, or TXMQ_WAKE */
-	int64		delta;
+	int			kind;			/* a TxmqCounter, or WAKE */
+	int64		delta;			/* WAKE: messages now available */
+	int64		from_id;		/* WAKE: the smallest of their ids */
 	SubTransactionId subid;
 } Tally;
 
@@ -201,8 +205,8 @@ txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->settle_subid = GetCurrentSubTransactionId();
 }
 
-void
-txmq_xact_tally(int32 topic_id, int32 sub_id, int kind, int64 delta)
+static void
+tally(int32 topic_id, int32 sub_id, int kind, int64 delta, int64 from_id)
 {
 	Tally	   *t = APPEND(tallies);
 
@@ -210,7 +214,35 @@ txmq_xact_tally(int32 topic_id, int32 sub_id, int kind, int64 delta)
 	t->sub_id = sub_id;
 	t->kind = kind;
 	t->delta = delta;
+	t->from_id = from_id;
 	t->subid = GetCurrentSubTransactionId();
+}
+
+void
+txmq_xact_tally(int32 topic_id, int32 sub_id, TxmqCounter c, int64 delta)
+{
+	tally(topic_id, sub_id, c, delta, 0);
+}
+
+/*
+ * At commit, wake receivers of sub_id: nmessages became available (or a
+ * due time changed), the smallest id among them from_id (see shmem.c).
+ */
+void
+txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
+{
+	tally(topic_id, sub_id, WAKE, nmessages, from_id);
+}
+
+static int
+cmp_sub_msg(const void *a, const void *b)
+{
+	const TxmqTouched *x = *(TxmqTouched *const *) a;
+	const TxmqTouched *y = *(TxmqTouched *const *) b;
+
+	if (x->sub_id != y->sub_id)
+		return (x->sub_id > y->sub_id) - (x->sub_id < y->sub_id);
+	return (x->msg_id > y->msg_id) - (x->msg_id < y->msg_id);
 }
 
 /* Put every message still held back as a lease, in one statement. */
@@ -232,10 +264,15 @@ write_leases(void)
 	txmq_restore(held, n, true, NULL);
 	PopActiveSnapshot();
 
-	/* a waiting receiver must learn when these leases run out */
+	/*
+	 * A waiting receiver must learn when these leases run out: one wake
+	 * per subscription, from its smallest id.
+	 */
+	qsort(held, n, sizeof(TxmqTouched *), cmp_sub_msg);
 	for (int i = 0; i < n; i++)
 		if (i == 0 || held[i]->sub_id != held[i - 1]->sub_id)
-			txmq_xact_tally(held[i]->topic_id, held[i]->sub_id, TXMQ_WAKE, 1);
+			txmq_xact_wake(held[i]->topic_id, held[i]->sub_id, 1,
+						   held[i]->msg_id);
 }
 
 static void
@@ -247,8 +284,8 @@ apply_at_commit(void)
 	{
 		Tally	   *t = &tallies.items[i];
 
-		if (t->kind == TXMQ_WAKE)
-			txmq_wake(t->topic_id, t->sub_id, t->delta);
+		if (t->kind == WAKE)
+			txmq_wake(t->topic_id, t->sub_id, t->delta, t->from_id);
 		else
 			txmq_count(t->topic_id, t->sub_id, t->kind, t->delta);
 	}
@@ -259,7 +296,7 @@ static void
 undo_receive(TxmqTouched *t)
 {
 	txmq_unclaim(t->sub_id, t->msg_id, true);
-	txmq_wake(t->topic_id, t->sub_id, 1);
+	txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
 }
 
 static void

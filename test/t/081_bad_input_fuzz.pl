@@ -48,7 +48,8 @@ my ($rc, $out, $err) = $node->psql('postgres', slurp_file($sweep_file),
 my $calls = () = $out =~ /^\w+\(.*\|(?:\w{5}: |ok, )/mg;
 cmp_ok($calls, '>=', 200, "the sweep made $calls calls");
 unlike($out, qr/\|XX\d{3}:/, 'no call of the sweep ended in an internal error');
-like($out, qr/^226\|\d+\|\d+\|0\nt$/m, 'the sweep changed nothing (its totals line and "unchanged")');
+like($out, qr/^$calls\|\d+\|\d+\|0\nt$/m,
+	'the sweep changed nothing (its totals line and "unchanged")');
 is(join("\n", crash_lines($offset)), '', 'no crash during the sweep');
 
 # ---- 2. the fuzz ----

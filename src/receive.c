@@ -222,7 +222,7 @@ enum
 	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
 };
 
-/* A walk over txmq.msg, for take_ready() */
+/* A walk over txmq.msg, for take_from() */
 typedef struct MsgScan
 {
 	Relation	heap;
@@ -328,6 +328,10 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
  * transaction's earlier deletes.  A row that a consumer which committed
  * after the snapshot deleted is skipped here; the caller learns of it from
  * txmq_xact_claims_done() and looks again.
+ *
+ * The start and its token are read before the snapshot is taken, and only
+ * a fresh snapshot may move the start: a transaction snapshot taken
+ * earlier would miss rows whose wake already came (see shmem.c).
  */
 static int
 take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
@@ -405,7 +409,7 @@ take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
 					 errmsg("could not serialize access due to concurrent delete")));
 	}
 	index_endscan(scan);
-	if (first_visible >= 0)
+	if (first_visible >= 0 && !IsolationUsesXactSnapshot())
 		txmq_scan_advance(sub->topic.topic_id, sub->sub_id, token,
 						  first_visible);
 	ExecDropSingleTupleTableSlot(ms.probe);

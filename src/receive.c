@@ -319,8 +319,8 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
 /*
  * Take up to max ready messages of sub into rows[]: walk the
  * subscription's rows in id order along the primary key, from where the
- * last walk saw its first row (shmem.c) or from the beginning, claim each
- * ready one (shmem.c) and delete it.  This is the receive hot path, so it
+ * last walks found nothing to step over (shmem.c), claim each ready one
+ * (shmem.c) and delete it.  This is the receive hot path, so it
  * reads the index and deletes through the table AM rather than running a
  * DELETE statement: one index walk, one heap delete per message.
  *
@@ -334,18 +334,16 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
  * earlier would miss rows whose wake already came (see shmem.c).
  */
 static int
-take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
-		  HeapTuple *rows, bool *skipped)
+take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 {
 	MsgScan		ms;
 	IndexScanDesc scan;
 	CommandId	cid;
-	uint64		token;
-	int64		from_id = txmq_scan_start(sub->topic.topic_id, sub->sub_id,
-										  &token);
-	int64		first_visible = -1;
+	TxmqScanStart start;
+	TxmqScanSeen seen = {-1, -1, -1, DT_NOEND};
 	int			n = 0;
 
+	txmq_scan_start(sub->topic.topic_id, sub->sub_id, now, &start);
 	ms.heap = table_open(txmq_relid("msg"), RowExclusiveLock);
 	if (RelationGetDescr(ms.heap)->natts != MSG_NATTS)
 		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
@@ -360,16 +358,14 @@ take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
 	ms.slot = table_slot_create(ms.heap, NULL);
 	ms.probe = table_slot_create(ms.heap, NULL);
 
-	if (from_start)
-		from_id = 0;
-	*skipped = from_id > 0;
 	scan = txmq_begin_sub_scan(ms.heap, ms.pkey, ms.snapshot, sub->sub_id,
-							   from_id);
+							   start.from_id);
 	while (n < max && index_getnext_slot(scan, ForwardScanDirection, ms.slot))
 	{
 		Datum	   *values;
 		bool	   *nulls;
 		int64		msg_id;
+		TimestampTz vt;
 		HeapTuple	row;
 		TM_FailureData tmfd;
 		TM_Result	result;
@@ -377,11 +373,19 @@ take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
 		slot_getallattrs(ms.slot);
 		values = ms.slot->tts_values;
 		nulls = ms.slot->tts_isnull;
+		vt = DatumGetTimestampTz(values[MSG_VT - 1]);
 		msg_id = DatumGetInt64(values[MSG_MSG_ID - 1]);
-		if (first_visible < 0)
-			first_visible = msg_id;
-		if (DatumGetTimestampTz(values[MSG_VT - 1]) > now)
+		if (seen.first_visible < 0)
+			seen.first_visible = msg_id;
+		seen.last_visible = msg_id;
+		if (vt > now)
+		{
+			if (seen.first_ready < 0)
+				seen.due_at = Min(seen.due_at, vt);
 			continue;
+		}
+		if (seen.first_ready < 0)
+			seen.first_ready = msg_id;
 		if (sub->ordered && !nulls[MSG_KEY - 1] &&
 			key_is_busy(&ms, sub->sub_id, msg_id, values[MSG_KEY - 1]))
 			continue;
@@ -409,9 +413,8 @@ take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
 					 errmsg("could not serialize access due to concurrent delete")));
 	}
 	index_endscan(scan);
-	if (first_visible >= 0 && !IsolationUsesXactSnapshot())
-		txmq_scan_advance(sub->topic.topic_id, sub->sub_id, token,
-						  first_visible);
+	if (!IsolationUsesXactSnapshot())
+		txmq_scan_advance(sub->topic.topic_id, sub->sub_id, &start, &seen);
 	ExecDropSingleTupleTableSlot(ms.probe);
 	ExecDropSingleTupleTableSlot(ms.slot);
 	UnregisterSnapshot(ms.snapshot);
@@ -419,18 +422,6 @@ take_from(const TxmqSub *sub, bool from_start, int max, TimestampTz now,
 		index_close(ms.key_index, NoLock);
 	index_close(ms.pkey, NoLock);
 	table_close(ms.heap, NoLock);
-	return n;
-}
-
-static int
-take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
-{
-	bool		skipped;
-	int			n = take_from(sub, false, max, now, rows, &skipped);
-
-	/* before the start there may be rows that no wake announced */
-	if (n == 0 && skipped)
-		n = take_from(sub, true, max, now, rows, &skipped);
 	return n;
 }
 
@@ -855,6 +846,10 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 		args[1] = PG_GETARG_DATUM(2);
 		args[2] = TimestampTzGetDatum(until);
 		found = txmq_exec(PLAN_EXTEND, args, NULL, 0) > 0;
+		/* a shorter lease falls due sooner: receivers must learn of it */
+		if (found)
+			txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1,
+						   DatumGetInt64(args[1]));
 	}
 	txmq_end(&scope);
 	if (!found)

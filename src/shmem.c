@@ -12,21 +12,27 @@
  * sleepers.  When the table is full, new subscriptions fall back to polling
  * and have no counters (a WARNING says so once per backend).
  *
- * A slot also keeps where a receive may start its walk along the
+ * A slot also keeps where a receive starts its walk along the
  * subscription's primary key.  Every receive deletes the rows it takes,
  * and until VACUUM removes their index entries each later receive would
  * step over all of them again: draining a backlog would cost quadratic
- * time.  So a receive records the id of the first row its snapshot could
- * see (everything before it was deleted or not yet committed), and the
- * next one starts there.  Whatever makes a row with a smaller id visible
- * again (a sender or a restored lease committing, a receive aborting)
- * wakes the subscription, and every wake lowers the start to that id.  A
- * receive may only move the start if no wake lowered it since it read the
- * start, before taking its snapshot (the token).  The rare paths that make
- * rows visible without a wake (COMMIT PREPARED of a send, rows written by
- * hand) are covered twice: a receive that finds nothing after the start
- * looks again from the beginning, and the worker resets every start of
- * its database each round.
+ * time.  Delayed and leased rows at the head would be stepped over by
+ * every receive too.  So a receive records what its snapshot saw: the id
+ * of the first visible row (everything before it was deleted or not yet
+ * committed), the id of the first visible row that was due, and the
+ * earliest due time of the visible rows in between.  The next receive
+ * starts at the first due row while that time has not come, else at the
+ * first visible row.
+ *
+ * Whatever makes a row visible or due again out of turn (a sender or a
+ * restored lease committing, a nack, a lease extended, a redrive, a
+ * receive rolling back) wakes the subscription at commit, and every wake
+ * lowers both starts to the smallest id it concerns.  A receive may only
+ * record what it saw if no wake came since it read the start, before
+ * taking its snapshot (the token), and only from a fresh snapshot.  The
+ * rare paths that make rows visible without a wake (COMMIT PREPARED of a
+ * send, rows written by hand) are covered by time: at most once a second
+ * a receive walks from the beginning.
  *
  * Messages.  A second table, keyed by message, holds two facts that no
  * row can:
@@ -61,6 +67,8 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+
+#define FULL_WALK_EVERY_US USECS_PER_SEC
 #include "utils/hsearch.h"
 
 typedef struct SlotKey
@@ -75,9 +83,13 @@ typedef struct Slot
 	SlotKey		key;
 	ConditionVariable cv;
 	pg_atomic_uint64 counters[NUM_TXMQ_COUNTERS];
-	slock_t		mutex;			/* protects scan_from and lowered */
-	int64		scan_from;		/* a receive's walk may start here */
-	uint64		lowered;		/* times scan_from was lowered */
+	/* where a receive's walk starts (see the file header) */
+	slock_t		mutex;			/* protects the fields below */
+	int64		scan_from;		/* no visible row before this id */
+	int64		ready_from;		/* none due before ready_after below */
+	TimestampTz ready_after;
+	TimestampTz full_walk_at;	/* when a walk last started at 0 */
+	uint64		lowered;		/* wakes so far */
 } Slot;
 
 typedef struct MsgKey
@@ -179,6 +191,9 @@ get_slot(int32 topic_id, int32 sub_id, bool create)
 			pg_atomic_init_u64(&slot->counters[i], 0);
 		SpinLockInit(&slot->mutex);
 		slot->scan_from = 0;
+		slot->ready_from = 0;
+		slot->ready_after = 0;
+		slot->full_walk_at = 0;
 		slot->lowered = 0;
 	}
 	LWLockRelease(shared->slots_lock);
@@ -211,69 +226,74 @@ txmq_sub_cv(int32 topic_id, int32 sub_id)
 	return slot ? &slot->cv : NULL;
 }
 
+/* A wake: rows from from_id on may be visible or due again. */
 static void
-lower_scan_from(Slot *slot, int64 from_id)
+lower_scan_start(Slot *slot, int64 from_id)
 {
 	SpinLockAcquire(&slot->mutex);
-	if (from_id < slot->scan_from)
-		slot->scan_from = from_id;
+	slot->scan_from = Min(slot->scan_from, from_id);
+	slot->ready_from = Min(slot->ready_from, from_id);
 	slot->lowered++;
 	SpinLockRelease(&slot->mutex);
 }
 
 /*
- * Where a receive of sub may start its walk along the primary key; *token
- * goes back to txmq_scan_advance().  Call before taking the snapshot.
+ * Where a receive of sub at time now starts its walk along the primary
+ * key.  Call before taking the snapshot; *start goes back to
+ * txmq_scan_advance().
  */
-int64
-txmq_scan_start(int32 topic_id, int32 sub_id, uint64 *token)
+void
+txmq_scan_start(int32 topic_id, int32 sub_id, TimestampTz now,
+				TxmqScanStart *start)
 {
 	Slot	   *slot = get_slot(topic_id, sub_id, true);
-	int64		from;
 
-	*token = 0;
+	memset(start, 0, sizeof(*start));
 	if (slot == NULL)
-		return 0;
+		return;
 	SpinLockAcquire(&slot->mutex);
-	from = slot->scan_from;
-	*token = slot->lowered;
+	start->token = slot->lowered;
+	if (now - slot->full_walk_at >= FULL_WALK_EVERY_US)
+		slot->full_walk_at = now;	/* from 0: see the file header */
+	else if (now < slot->ready_after)
+	{
+		start->from_id = slot->ready_from;
+		start->past_waiting = true;
+	}
+	else
+		start->from_id = slot->scan_from;
 	SpinLockRelease(&slot->mutex);
-	return from;
 }
 
 /*
- * A receive's snapshot saw no row of sub before first_visible: start there
- * from now on, unless a wake lowered the start since the receive read it.
+ * Record what a receive's fresh snapshot saw on its walk, unless a wake
+ * came since the receive read its start.
  */
 void
-txmq_scan_advance(int32 topic_id, int32 sub_id, uint64 token,
-				  int64 first_visible)
+txmq_scan_advance(int32 topic_id, int32 sub_id, const TxmqScanStart *start,
+				  const TxmqScanSeen *seen)
 {
 	Slot	   *slot = get_slot(topic_id, sub_id, false);
+	int64		ready_from;
 
-	if (slot == NULL)
+	if (slot == NULL || seen->first_visible < 0)
 		return;
+	/* no visible row was ready: the next one may follow the last */
+	ready_from = seen->first_ready >= 0 ? seen->first_ready :
+		seen->last_visible + 1;
 	SpinLockAcquire(&slot->mutex);
-	if (slot->lowered == token)
-		slot->scan_from = first_visible;
+	if (slot->lowered == start->token)
+	{
+		if (start->past_waiting)
+			slot->ready_after = Min(slot->ready_after, seen->due_at);
+		else
+		{
+			slot->scan_from = seen->first_visible;
+			slot->ready_after = seen->due_at;
+		}
+		slot->ready_from = ready_from;
+	}
 	SpinLockRelease(&slot->mutex);
-}
-
-/* The worker, each round: every walk in this database starts at 0 again. */
-void
-txmq_scan_reset_database(void)
-{
-	HASH_SEQ_STATUS status;
-	Slot	   *slot;
-
-	if (slots == NULL)
-		return;
-	LWLockAcquire(shared->slots_lock, LW_SHARED);
-	hash_seq_init(&status, slots);
-	while ((slot = hash_seq_search(&status)) != NULL)
-		if (slot->key.dboid == MyDatabaseId)
-			lower_scan_from(slot, 0);
-	LWLockRelease(shared->slots_lock);
 }
 
 /*
@@ -288,7 +308,7 @@ txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
 
 	if (slot == NULL || nmessages <= 0)
 		return;
-	lower_scan_from(slot, from_id);
+	lower_scan_start(slot, from_id);
 	if (nmessages >= 8)
 		ConditionVariableBroadcast(&slot->cv);
 	else

@@ -184,10 +184,28 @@ extern void txmq_shmem_startup(void);
 extern ConditionVariable *txmq_sub_cv(int32 topic_id, int32 sub_id);
 extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages,
 					  int64 from_id);
-extern int64 txmq_scan_start(int32 topic_id, int32 sub_id, uint64 *token);
-extern void txmq_scan_advance(int32 topic_id, int32 sub_id, uint64 token,
-							  int64 first_visible);
-extern void txmq_scan_reset_database(void);
+
+/* Where a receive's walk starts (shmem.c), and what it saw (receive.c) */
+typedef struct TxmqScanStart
+{
+	int64		from_id;
+	bool		past_waiting;	/* from the first row that was due */
+	uint64		token;			/* wakes before the walk */
+} TxmqScanStart;
+
+typedef struct TxmqScanSeen
+{
+	int64		first_visible;	/* -1: no visible row */
+	int64		last_visible;
+	int64		first_ready;	/* first visible row that was due, or -1 */
+	TimestampTz due_at;			/* earliest due time of those before it */
+} TxmqScanSeen;
+
+extern void txmq_scan_start(int32 topic_id, int32 sub_id, TimestampTz now,
+							TxmqScanStart *start);
+extern void txmq_scan_advance(int32 topic_id, int32 sub_id,
+							  const TxmqScanStart *start,
+							  const TxmqScanSeen *seen);
 extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);

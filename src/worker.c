@@ -399,7 +399,6 @@ worker_round(void)
 	n = txmq_half_due(now, WORKER_BATCH, ids, &next_due);
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
 	txmq_reap_dropped(now);
-	txmq_scan_reset_database();	/* see shmem.c */
 	end_xact();
 
 	for (int i = 0; i < n; i++)

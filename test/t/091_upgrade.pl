@@ -1,7 +1,8 @@
 # upgrade: a database on txmq 0.1 with queued, leased, delayed, half and
 # dead-lettered messages is updated with ALTER EXTENSION txmq UPDATE while
-# its worker runs; afterwards its schema is exactly that of a fresh 0.2
-# install, every message is still there and the queue works.
+# its worker runs; afterwards its schema is exactly that of CREATE
+# EXTENSION in an empty database, every message is still there and the
+# queue works.
 use strict;
 use warnings;
 
@@ -57,7 +58,8 @@ is($node->safe_psql('old',
 is($node->safe_psql('old', $census), $before, 'the update keeps every message');
 
 # the same objects, definitions, privileges and dump registrations as a
-# fresh install
+# fresh install (which runs the same scripts, but on no data and with no
+# worker busy in the database)
 $node->safe_psql('fresh', 'CREATE EXTENSION txmq');
 my $schema = q{
 	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
@@ -104,7 +106,7 @@ my $schema = q{
 };
 my $fresh_schema = $node->safe_psql('fresh', $schema);
 is($node->safe_psql('old', $schema), $fresh_schema,
-	'the updated schema is a fresh 0.2 install, object for object');
+	'the updated schema is that of a fresh install, object for object');
 unlike($fresh_schema, qr/_claim/, 'txmq._claim is gone');
 like($fresh_schema, qr/^function txmq\.receive\(/m, 'the comparison sees the functions');
 

@@ -239,7 +239,6 @@ typedef struct TxmqTouched
 	SubTransactionId settle_subid;	/* InvalidSubTransactionId: unsettled */
 } TxmqTouched;
 
-
 extern void txmq_xact_init(void);
 extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
 extern int	txmq_xact_claims_done(void);

@@ -13,14 +13,9 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE;
 END $$;
-CREATE FUNCTION pg_temp.inj_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
 
 CREATE TABLE public.inj_canary (x int);
 INSERT INTO public.inj_canary VALUES (1);
@@ -98,13 +93,13 @@ SELECT n.label, string_agg(DISTINCT pg_temp.inj_state(format(c.tmpl, n.name)), '
   FROM inj_names n CROSS JOIN inj_calls c
  GROUP BY n.ord, n.label ORDER BY n.ord;
 -- the message names the offending name as data (long ones are not echoed)
-SELECT label, pg_temp.inj_err(format('SELECT txmq.create_topic(%L)', name)) AS error
+SELECT label, pg_temp.core_err(format('SELECT txmq.create_topic(%L)', name)) AS error
   FROM inj_names WHERE ord IN (1, 2, 5, 6, 17, 27) ORDER BY ord;
 
 -- the role argument is a regrole: resolved by PostgreSQL, never spliced
-SELECT pg_temp.inj_err($$SELECT txmq.grant('inj_q', $x$regress_inj_role; DROP TABLE public.inj_canary$x$, 'send')$$);
-SELECT pg_temp.inj_err($$SELECT txmq.grant('inj_q', 'regress_inj_role', 'send; DROP TABLE public.inj_canary')$$);
-SELECT pg_temp.inj_err($$SELECT txmq.grant('inj_q', 'regress_inj_role', $x$send' OR '1'='1$x$)$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('inj_q', $x$regress_inj_role; DROP TABLE public.inj_canary$x$, 'send')$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('inj_q', 'regress_inj_role', 'send; DROP TABLE public.inj_canary')$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('inj_q', 'regress_inj_role', $x$send' OR '1'='1$x$)$$);
 
 -- valid names that look like SQL are plain data
 SELECT txmq.create_queue('--');
@@ -139,8 +134,8 @@ INSERT INTO inj_data VALUES
 
 -- the NUL character itself cannot be in jsonb or text at all: PostgreSQL
 -- refuses it before txmq sees it
-SELECT pg_temp.inj_err($$SELECT txmq.send('inj_q', '"a\u0000b"')$$);
-SELECT pg_temp.inj_err($$SELECT txmq.send('inj_q', '1', key => E'a\0b')$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('inj_q', '"a\u0000b"')$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('inj_q', '1', key => E'a\0b')$$);
 
 -- send every row, with send, send_batch and a committed half message
 CREATE TEMP TABLE inj_sent (ord int, how text, msg_id bigint);
@@ -176,9 +171,9 @@ SELECT txmq.nack('inj_q', 'inj_q', :e1, '0', repeat('''', 10000));
 COMMIT;
 SELECT length(m.last_error) FROM txmq.msg m JOIN txmq.subscription s USING (sub_id)
  WHERE m.msg_id = :e1 AND s.name = 'inj_q';
-SELECT pg_temp.inj_err($$SELECT txmq.send('inj_q', '1', key => repeat('k', 1025))$$);
-SELECT pg_temp.inj_err($$SELECT txmq.send('inj_q', '1', key => repeat('ü', 513))$$);
-SELECT pg_temp.inj_err($$SELECT txmq.send('inj_q', '1', key => repeat('''', 10000))$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('inj_q', '1', key => repeat('k', 1025))$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('inj_q', '1', key => repeat('ü', 513))$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('inj_q', '1', key => repeat('''', 10000))$$);
 
 -- nothing was executed: the canary lives, no object came or went
 SELECT x AS canary FROM public.inj_canary;

@@ -5,15 +5,10 @@
 --   regress_sec_admin  EXECUTE on create_topic / create_queue; owns topics
 --   regress_sec_app    send on sec_t, receive on sec_t/sec_s (txmq.grant)
 --   regress_sec_out    nothing
-CREATE FUNCTION pg_temp.sec_err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-GRANT EXECUTE ON FUNCTION pg_temp.sec_err(text) TO PUBLIC;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set core_err :abs_srcdir '/sql/include/core_err.sql'
+\i :core_err
+GRANT EXECUTE ON FUNCTION pg_temp.core_err(text) TO PUBLIC;
 
 CREATE ROLE regress_sec_admin;
 CREATE ROLE regress_sec_app;
@@ -95,63 +90,63 @@ RESET ROLE;
 -- ---- the outsider: nothing, anywhere ----
 SET ROLE regress_sec_out;
 -- administration
-SELECT pg_temp.sec_err($$SELECT txmq.create_topic('sec_x')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.create_queue('sec_x')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.create_subscription('sec_t', 'sec_x')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.drop_subscription('sec_t', 'sec_s')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.drop_topic('sec_t', true)$$);
-SELECT pg_temp.sec_err($$SELECT txmq.purge('sec_t')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'send')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'receive', 'sec_s')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.revoke('sec_t', 'regress_sec_app', 'send')$$);
+SELECT pg_temp.core_err($$SELECT txmq.create_topic('sec_x')$$);
+SELECT pg_temp.core_err($$SELECT txmq.create_queue('sec_x')$$);
+SELECT pg_temp.core_err($$SELECT txmq.create_subscription('sec_t', 'sec_x')$$);
+SELECT pg_temp.core_err($$SELECT txmq.drop_subscription('sec_t', 'sec_s')$$);
+SELECT pg_temp.core_err($$SELECT txmq.drop_topic('sec_t', true)$$);
+SELECT pg_temp.core_err($$SELECT txmq.purge('sec_t')$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'send')$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'receive', 'sec_s')$$);
+SELECT pg_temp.core_err($$SELECT txmq.revoke('sec_t', 'regress_sec_app', 'send')$$);
 -- producing
-SELECT pg_temp.sec_err($$SELECT txmq.send('sec_t', '1')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.send_batch('sec_t', ARRAY['1']::jsonb[])$$);
-SELECT pg_temp.sec_err($$SELECT txmq.send_half('sec_t', '1', producer_group => 'g')$$);
-SELECT pg_temp.sec_err(format('SELECT txmq.commit_half(%s)', :ht));
-SELECT pg_temp.sec_err(format('SELECT txmq.rollback_half(%s)', :ht));
+SELECT pg_temp.core_err($$SELECT txmq.send('sec_t', '1')$$);
+SELECT pg_temp.core_err($$SELECT txmq.send_batch('sec_t', ARRAY['1']::jsonb[])$$);
+SELECT pg_temp.core_err($$SELECT txmq.send_half('sec_t', '1', producer_group => 'g')$$);
+SELECT pg_temp.core_err(format('SELECT txmq.commit_half(%s)', :ht));
+SELECT pg_temp.core_err(format('SELECT txmq.rollback_half(%s)', :ht));
 -- consuming
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.receive('sec_t', 'sec_s')$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.receive('sec_t', 'sec_s', 1, '1 min', '1 s')$$);
-SELECT pg_temp.sec_err(format('SELECT txmq.ack(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
-SELECT pg_temp.sec_err(format('SELECT txmq.ack(%L, %L, ARRAY[%s]::bigint[])', 'sec_t', 'sec_s', :t1));
-SELECT pg_temp.sec_err(format('SELECT txmq.nack(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
-SELECT pg_temp.sec_err(format('SELECT txmq.reject(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
-SELECT pg_temp.sec_err(format('SELECT txmq.extend_lease(%L, %L, %s, %L)', 'sec_t', 'sec_s', :t1, '1 min'));
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.dead_letters('sec_u', 'sec_u')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.redrive('sec_u', 'sec_u')$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.receive('sec_t', 'sec_s')$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.receive('sec_t', 'sec_s', 1, '1 min', '1 s')$$);
+SELECT pg_temp.core_err(format('SELECT txmq.ack(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
+SELECT pg_temp.core_err(format('SELECT txmq.ack(%L, %L, ARRAY[%s]::bigint[])', 'sec_t', 'sec_s', :t1));
+SELECT pg_temp.core_err(format('SELECT txmq.nack(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
+SELECT pg_temp.core_err(format('SELECT txmq.reject(%L, %L, %s)', 'sec_t', 'sec_s', :t1));
+SELECT pg_temp.core_err(format('SELECT txmq.extend_lease(%L, %L, %s, %L)', 'sec_t', 'sec_s', :t1, '1 min'));
+SELECT pg_temp.core_err($$SELECT * FROM txmq.dead_letters('sec_u', 'sec_u')$$);
+SELECT pg_temp.core_err($$SELECT txmq.redrive('sec_u', 'sec_u')$$);
 -- listings show nothing of others' topics
 SELECT count(*) AS pending_checks FROM txmq.pending_checks('sec_admins');
 SELECT count(*) AS half_messages FROM txmq.half_messages();
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.half_messages('sec_t')$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.half_messages('sec_t')$$);
 SELECT count(*) AS stats_rows FROM txmq.stats WHERE topic LIKE 'sec\_%';
 SELECT count(*) AS _stats_rows FROM txmq._stats() WHERE topic LIKE 'sec\_%';
 -- internal functions: check-back, the launcher
-SELECT pg_temp.sec_err(format('SELECT txmq._check_half(%s)', :ht));
-SELECT pg_temp.sec_err($$SELECT txmq._poke_launcher()$$);
+SELECT pg_temp.core_err(format('SELECT txmq._check_half(%s)', :ht));
+SELECT pg_temp.core_err($$SELECT txmq._poke_launcher()$$);
 -- the tables, the sequences
-SELECT pg_temp.sec_err($$SELECT payload FROM txmq.msg$$);
-SELECT pg_temp.sec_err($$SELECT payload FROM txmq.dead_letter$$);
-SELECT pg_temp.sec_err($$SELECT payload FROM txmq.half$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.topic$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.subscription$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.grants$$);
-SELECT pg_temp.sec_err($$INSERT INTO txmq.grants SELECT topic_id, 0, 'regress_sec_out', 'send' FROM txmq.topic$$);
-SELECT pg_temp.sec_err($$DELETE FROM txmq.msg$$);
-SELECT pg_temp.sec_err($$TRUNCATE txmq.msg$$);
-SELECT pg_temp.sec_err($$SELECT nextval('txmq.msg_id_seq')$$);
-SELECT pg_temp.sec_err($$SELECT setval('txmq.msg_id_seq', 1)$$);
-SELECT pg_temp.sec_err($$SELECT last_value FROM txmq.msg_id_seq$$);
+SELECT pg_temp.core_err($$SELECT payload FROM txmq.msg$$);
+SELECT pg_temp.core_err($$SELECT payload FROM txmq.dead_letter$$);
+SELECT pg_temp.core_err($$SELECT payload FROM txmq.half$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.topic$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.subscription$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.grants$$);
+SELECT pg_temp.core_err($$INSERT INTO txmq.grants SELECT topic_id, 0, 'regress_sec_out', 'send' FROM txmq.topic$$);
+SELECT pg_temp.core_err($$DELETE FROM txmq.msg$$);
+SELECT pg_temp.core_err($$TRUNCATE txmq.msg$$);
+SELECT pg_temp.core_err($$SELECT nextval('txmq.msg_id_seq')$$);
+SELECT pg_temp.core_err($$SELECT setval('txmq.msg_id_seq', 1)$$);
+SELECT pg_temp.core_err($$SELECT last_value FROM txmq.msg_id_seq$$);
 COPY txmq.msg TO STDOUT;
 COPY (SELECT payload FROM txmq.half) TO STDOUT;
 -- nor can it redefine what txmq uses
-SELECT pg_temp.sec_err($$CREATE FUNCTION txmq.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT NULL'$$);
-SELECT pg_temp.sec_err($$CREATE TABLE txmq.evil (x int)$$);
-SELECT pg_temp.sec_err($$CREATE VIEW txmq.evil AS SELECT 1$$);
-SELECT pg_temp.sec_err($$ALTER TABLE txmq.msg OWNER TO regress_sec_out$$);
-SELECT pg_temp.sec_err($$ALTER TYPE txmq.check_result ADD VALUE 'evil'$$);
-SELECT pg_temp.sec_err($$CREATE OR REPLACE VIEW txmq.stats AS SELECT 1$$);
-SELECT pg_temp.sec_err($$CREATE OR REPLACE FUNCTION txmq._check_half(msg_id bigint) RETURNS text LANGUAGE sql AS 'SELECT NULL'$$);
+SELECT pg_temp.core_err($$CREATE FUNCTION txmq.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT NULL'$$);
+SELECT pg_temp.core_err($$CREATE TABLE txmq.evil (x int)$$);
+SELECT pg_temp.core_err($$CREATE VIEW txmq.evil AS SELECT 1$$);
+SELECT pg_temp.core_err($$ALTER TABLE txmq.msg OWNER TO regress_sec_out$$);
+SELECT pg_temp.core_err($$ALTER TYPE txmq.check_result ADD VALUE 'evil'$$);
+SELECT pg_temp.core_err($$CREATE OR REPLACE VIEW txmq.stats AS SELECT 1$$);
+SELECT pg_temp.core_err($$CREATE OR REPLACE FUNCTION txmq._check_half(msg_id bigint) RETURNS text LANGUAGE sql AS 'SELECT NULL'$$);
 RESET ROLE;
 
 -- ---- the application role: only what it was granted ----
@@ -159,21 +154,21 @@ SET ROLE regress_sec_app;
 SELECT txmq.send('sec_t', '{"app": 1}') > 0 AS sends_sec_t;
 SELECT txmq.send_half('sec_t', '{"app": "half"}', producer_group => 'sec_apps') AS happ \gset
 SELECT txmq.commit_half(:happ);
-SELECT pg_temp.sec_err($$SELECT txmq.send('sec_u', '1')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.send_half('sec_u', '1', producer_group => 'g')$$);
-SELECT pg_temp.sec_err(format('SELECT txmq.commit_half(%s)', :hu));
-SELECT pg_temp.sec_err(format('SELECT txmq.rollback_half(%s)', :hu));
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.receive('sec_u', 'sec_u')$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.receive('sec_t', 'sec_other')$$);
-SELECT pg_temp.sec_err(format('SELECT txmq.ack(%L, %L, %s)', 'sec_t', 'sec_other', :t1));
-SELECT pg_temp.sec_err(format('SELECT txmq.nack(%L, %L, %s)', 'sec_u', 'sec_u', :u1));
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.dead_letters('sec_u', 'sec_u')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.redrive('sec_u', 'sec_u')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.purge('sec_t', 'sec_s')$$);
-SELECT pg_temp.sec_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'receive', 'sec_s')$$);
-SELECT pg_temp.sec_err($$SELECT * FROM txmq.half_messages('sec_u')$$);
-SELECT pg_temp.sec_err(format('SELECT txmq._check_half(%s)', :ht));
-SELECT pg_temp.sec_err($$SELECT payload FROM txmq.msg$$);
+SELECT pg_temp.core_err($$SELECT txmq.send('sec_u', '1')$$);
+SELECT pg_temp.core_err($$SELECT txmq.send_half('sec_u', '1', producer_group => 'g')$$);
+SELECT pg_temp.core_err(format('SELECT txmq.commit_half(%s)', :hu));
+SELECT pg_temp.core_err(format('SELECT txmq.rollback_half(%s)', :hu));
+SELECT pg_temp.core_err($$SELECT * FROM txmq.receive('sec_u', 'sec_u')$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.receive('sec_t', 'sec_other')$$);
+SELECT pg_temp.core_err(format('SELECT txmq.ack(%L, %L, %s)', 'sec_t', 'sec_other', :t1));
+SELECT pg_temp.core_err(format('SELECT txmq.nack(%L, %L, %s)', 'sec_u', 'sec_u', :u1));
+SELECT pg_temp.core_err($$SELECT * FROM txmq.dead_letters('sec_u', 'sec_u')$$);
+SELECT pg_temp.core_err($$SELECT txmq.redrive('sec_u', 'sec_u')$$);
+SELECT pg_temp.core_err($$SELECT txmq.purge('sec_t', 'sec_s')$$);
+SELECT pg_temp.core_err($$SELECT txmq.grant('sec_t', 'regress_sec_out', 'receive', 'sec_s')$$);
+SELECT pg_temp.core_err($$SELECT * FROM txmq.half_messages('sec_u')$$);
+SELECT pg_temp.core_err(format('SELECT txmq._check_half(%s)', :ht));
+SELECT pg_temp.core_err($$SELECT payload FROM txmq.msg$$);
 -- its own subscription works; the listings show its topic only
 SELECT payload FROM txmq.receive('sec_t', 'sec_s', 10) ORDER BY msg_id;
 SELECT topic, key, check_count FROM txmq.half_messages() ORDER BY msg_id;

@@ -240,9 +240,10 @@ after_ms(TimestampTz t, int64 ms)
 }
 
 /*
- * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot.  It
- * must outlive the row's delete, which takes TOASTed values with it: those
- * are fetched now.
+ * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot, in
+ * TopTransactionContext: the transaction keeps it while it holds the
+ * message (xact.c).  It must outlive the row's delete, which takes TOASTed
+ * values with it: those are fetched now.
  */
 static HeapTuple
 received_row(TupleTableSlot *slot)
@@ -254,6 +255,8 @@ received_row(TupleTableSlot *slot)
 	TupleDesc	desc = txmq_row_desc();
 	Datum		values[TXMQ_ROW_NATTS];
 	bool		nulls[TXMQ_ROW_NATTS];
+	MemoryContext old;
+	HeapTuple	row;
 
 	for (int i = 0; i < TXMQ_ROW_NATTS; i++)
 	{
@@ -264,7 +267,10 @@ received_row(TupleTableSlot *slot)
 			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
 															  DatumGetPointer(values[i])));
 	}
-	return heap_form_tuple(desc, values, nulls);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	row = heap_form_tuple(desc, values, nulls);
+	MemoryContextSwitchTo(old);
+	return row;
 }
 
 /*
@@ -479,8 +485,6 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 								 cols, nulls);
 			delivered++;
 		}
-		for (int i = 0; i < n; i++)
-			heap_freetuple(rows[i]);	/* a long poll loops many times */
 		lost = txmq_xact_claims_done();
 		if (lost > 0)
 			lost_rounds++;

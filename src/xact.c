@@ -113,7 +113,10 @@ txmq_xact_claims_done(void)
 	return lost;
 }
 
-/* A receive deleted and delivered row (a copy of which is kept). */
+/*
+ * A receive deleted and delivered row, which is kept: it must live in
+ * TopTransactionContext.
+ */
 TxmqTouched *
 txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 				   int32 attempt, TimestampTz lease_until, HeapTuple row)
@@ -128,14 +131,7 @@ txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->lease_until = lease_until;
 	t->recv_subid = GetCurrentSubTransactionId();
 	t->settle_subid = InvalidSubTransactionId;
-	t->row = NULL;
-	if (row)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-		t->row = heap_copytuple(row);
-		MemoryContextSwitchTo(old);
-	}
+	t->row = row;
 	return t;
 }
 

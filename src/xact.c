@@ -40,7 +40,16 @@
  * message.  If that is undone (the transaction or the savepoint aborts),
  * the count goes back, plus one if the consumer was given the message; a
  * receive that only dead-lettered an exhausted message delivered nothing,
- * so its abort adds none.  So a commit has nothing to count.
+ * so its abort adds none.  So a commit has nothing to count, and each
+ * place that changes a message before its transaction ends is safe:
+ *
+ *	- dead-lettering in a receive, nack, reject: the rows they write carry
+ *	  the attempt number the transaction took, and they are undone with it;
+ *	- a lease written at commit carries the attempt of its receive;
+ *	- redrive inserts rows from dead letters, whose attempts went with
+ *	  them, starting again at 0;
+ *	- a savepoint's rollback undoes exactly the entries received or
+ *	  settled in it, and gives back what they took.
  *
  * Counters and wakeups are tallied here too and applied only at commit,
  * so a rolled-back send wakes no one and counts nothing.

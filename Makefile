@@ -17,8 +17,9 @@ TXMQ_SERVER_H := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)/postgres.
 
 ifneq ($(and $(wildcard $(PGXS)),$(wildcard $(TXMQ_SERVER_H))),)
 include $(PGXS)
-# PGXS tracks no header dependencies; every source includes src/txmq.h
-$(OBJS): src/txmq.h
+# PGXS tracks no header dependencies; every source includes src/txmq.h,
+# which includes src/compat.h
+$(OBJS): src/txmq.h src/compat.h
 else
 # PGXS or the server headers are not installed yet: install the build
 # dependencies, then go on.

@@ -19,11 +19,29 @@
 #   TXMQ_TEST_FILTER   extended regex; only tests whose name matches run
 #   TXMQ_TEST_TIMEOUT  seconds allowed per suite / per TAP file (default 900)
 #   TXMQ_TEST_KEEP=1   keep the work directory even when everything passed
-#   PG_CONFIG          pg_config to use (default PostgreSQL 15's)
+#   PG_CONFIG, PG=N    the server (test/pg.sh; default: the newest
+#                      installed).  One this machine cannot install runs
+#                      in a Debian root filesystem that has it
+#                      (test/chroot.sh).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+. test/pg.sh
+if ! pg_native; then
+	# The run inside prints the totals, unless the root could not be made.
+	log=$(mktemp)
+	bash test/chroot.sh "$PG" bash test/run.sh 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	if ! tail -n 1 "$log" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
+		echo "failed: chroot"
+		echo "0 passed, 1 failed"
+		rc=1
+	fi
+	rm -f "$log"
+	exit "$rc"
+fi
+echo "run: PostgreSQL $PG ($PG_CONFIG)"
 
 SUITES=${TXMQ_TEST_SUITES:-regress isolation tap demo}
 FILTER=${TXMQ_TEST_FILTER:-}
@@ -45,10 +63,6 @@ if ! bash test/install.sh; then
 	exit 1
 fi
 
-if [ -z "${PG_CONFIG:-}" ]; then
-	PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-	[ -x "$PG_CONFIG" ] || PG_CONFIG=pg_config
-fi
 BINDIR=$("$PG_CONFIG" --bindir)
 PGXSDIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/.." && pwd)   # .../pgxs/src
 PG_REGRESS=$PGXSDIR/test/regress/pg_regress
@@ -59,7 +73,7 @@ PGPERL=$PGXSDIR/test/perl
 if [ "$(id -u)" -eq 0 ]; then
 	PGUSER_OS=postgres
 	if ! id "$PGUSER_OS" >/dev/null 2>&1; then
-		echo "run: no '$PGUSER_OS' OS user (is postgresql-15 installed?)"
+		echo "run: no '$PGUSER_OS' OS user (is postgresql-$PG installed?)"
 		echo "0 passed, 1 failed"
 		exit 1
 	fi

@@ -168,4 +168,5 @@ in_root "$ROOTFS" "${ENV[@]}" PG="$MAJOR" \
 	sh -c 'cd "$1" && shift && exec "$@"' sh "${COPY#"$ROOTFS"}" "$@"
 rc=$?
 set -e
+[ "$rc" -eq 0 ] || say "paths printed above are inside $ROOTFS"
 exit "$rc"

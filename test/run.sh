@@ -204,15 +204,19 @@ list_tests() {
 	done | LC_ALL=C sort
 }
 
-# count_regress SUITE LOG RC TEST...: add pg_regress's per-test results in
-# LOG to the totals; a test without a result line (pg_regress stopped
-# early) counts as failed.  Returns 1 if anything failed.
+# count_regress SUITE OUTDIR RC TEST...: add the results of a pg_regress
+# run with --outputdir=OUTDIR to the totals.  They are read from its files,
+# not from its progress lines (whose format changed in 16): a test passed
+# if it left results/TEST.out and regression.diffs has no diff of it; a
+# test that did not run (pg_regress stopped early) failed.  Returns 1 if
+# anything failed.
 count_regress() {
-	local suite=$1 log=$2 rc=$3 t ok=0 bad=0 line
+	local suite=$1 out=$2 rc=$3 t ok=0 bad=0
 	shift 3
 	for t in "$@"; do
-		line=$(grep -E "^(test |     )? *$t +\.\.\. " "$log" | tail -n 1)
-		if [[ $line =~ \.\.\.\ ok ]]; then
+		if [ -f "$out/results/$t.out" ] &&
+			! grep -Eqs "^(diff|\+\+\+) .*/results/$t\.out([[:space:]]|$)" \
+				"$out/regression.diffs"; then
 			ok=$((ok + 1))
 		else
 			bad=$((bad + 1))
@@ -261,7 +265,7 @@ run_pg_regress_suite() {
 		--dbname="$db" --load-extension=txmq \
 		"${tests[@]}"
 	rc=$?
-	if ! count_regress "$suite" "$WORK/out/$suite.log" "$rc" "${tests[@]}"; then
+	if ! count_regress "$suite" "$out" "$rc" "${tests[@]}"; then
 		[ "$rc" -eq 124 ] && echo "== $suite: TIMED OUT after ${TIMEOUT}s"
 		show_tail "$out/regression.diffs" "$DIFF_LIMIT"
 		for t in "${new[@]}"; do

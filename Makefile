@@ -8,6 +8,19 @@ OBJS = src/txmq.o src/shmem.o src/plans.o src/catalog.o src/xact.o \
 DATA = $(wildcard sql/txmq--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
 
+# The suites, declared the PGXS way as well: `make installcheck` runs them
+# against a running server of one's own with txmq installed and preloaded
+# (test/README.md).  `make test` runs the same files through test/run.sh,
+# on throwaway clusters.
+REGRESS = $(sort $(basename $(notdir $(wildcard test/regress/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test/regress --load-extension=txmq \
+	--no-locale --encoding=UTF8
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=txmq \
+	--no-locale --encoding=UTF8
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
 # The server: PG_CONFIG=/path/to/pg_config, or PG=<major> for
 # /usr/lib/postgresql/<major>/bin/pg_config, or else the newest installed
 # (test/pg.sh, which every script uses to choose the same way).
@@ -23,6 +36,11 @@ TXMQ_SERVER_H := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)/postgres.
 
 ifneq ($(and $(wildcard $(PGXS)),$(wildcard $(TXMQ_SERVER_H))),)
 include $(PGXS)
+# Set after PGXS, which sets them too: the databases test/run.sh uses (PGXS
+# names them after the module) and the TAP tests' helper module.
+CONTRIB_TESTDB = txmq_regress
+ISOLATION_TESTDB = txmq_isolation
+PROVE_FLAGS = -I test/perl
 # PGXS tracks no header dependencies; every source includes src/txmq.h,
 # which includes src/compat.h
 $(OBJS): src/txmq.h src/compat.h

@@ -7,6 +7,7 @@ OBJS = src/txmq.o src/shmem.o src/plans.o src/catalog.o src/xact.o \
 	src/send.o src/receive.o src/half.o src/worker.o src/reclaim.o
 DATA = $(wildcard sql/txmq--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
+EXTRA_CLEAN = .pg_config
 
 # The suites, declared the PGXS way as well: `make installcheck` runs them
 # against a running server of one's own with txmq installed and preloaded
@@ -50,7 +51,6 @@ $(OBJS) $(OBJS:.o=.bc): .pg_config
 .pg_config: FORCE
 	@echo '$(PG_CONFIG)' | cmp -s - $@ || echo '$(PG_CONFIG)' >$@
 .PHONY: FORCE
-EXTRA_CLEAN = .pg_config
 else
 # PGXS or the server headers are not installed yet: install the build
 # dependencies, then go on.

@@ -149,8 +149,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
 	say "root $ROOTFS ready"
 fi
 
-# A copy of the checkout, as test/run.sh would copy it; only root can enter
-# the root's /root, so the copy goes to /var/tmp.
+# A copy of the checkout (what test/run.sh copies), mode 0700 like a clone
+# in root's home: nothing may need the postgres user to read it.
 COPY=$(mktemp -d "$ROOTFS/var/tmp/txmq.XXXXXX")
 tar -C "$SRC" -cf - --exclude=./.git --exclude=./tmp_check \
 	--exclude=./results --exclude=./output_iso --exclude='*.o' \

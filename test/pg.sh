@@ -11,7 +11,10 @@
 # installs it) and PG, the major version.
 
 if [ -n "${PG_CONFIG:-}" ]; then
-	PG=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+	PG=$("$PG_CONFIG" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+	# not installed yet: Debian's path names the version
+	[ -n "$PG" ] || PG=$(echo "$PG_CONFIG" |
+		sed -n 's|^/usr/lib/postgresql/\([0-9][0-9]*\)/bin/pg_config$|\1|p')
 	if [ -z "$PG" ]; then
 		echo "pg.sh: cannot run PG_CONFIG=$PG_CONFIG" >&2
 		exit 1

@@ -189,26 +189,35 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
 	},
 
-	/* Ack of messages leased earlier (those received here are deleted). */
+	/*
+	 * Ack of messages leased earlier (those received here are deleted).
+	 * Leased rows that another transaction is changing are skipped, not
+	 * waited for (xact.c): the caller does not hold them.
+	 */
 	[PLAN_ACK] = {
-		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY ($2)"
-		" AND leased RETURNING msg_id",
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		" SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1"
+		" AND msg_id" EQ "ANY ($2) AND leased FOR UPDATE SKIP LOCKED))"
+		" RETURNING msg_id",
 		2, {INT4OID, INT8ARRAYOID}
 	},
 	[PLAN_LOCK] = {
-		"SELECT attempt FROM txmq.msg"
-		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND leased FOR UPDATE",
+		"SELECT attempt FROM txmq.msg WHERE sub_id" EQ "$1"
+		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED",
 		2, {INT4OID, INT8OID}
 	},
 	[PLAN_NACK] = {
 		"UPDATE txmq.msg SET vt = $3, leased = false,"
-		" last_error = COALESCE($4, last_error)"
+		" last_error = COALESCE($4, last_error), attempt = $5"
 		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2",
-		4, {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
+		5, {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT4OID}
 	},
 	[PLAN_EXTEND] = {
 		"UPDATE txmq.msg SET vt = $3"
-		" WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 AND leased RETURNING vt",
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		" SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1"
+		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED))"
+		" RETURNING vt",
 		3, {INT4OID, INT8OID, TIMESTAMPTZOID}
 	},
 	[PLAN_DEAD_LETTER] = {

@@ -397,8 +397,9 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
 		row = received_row(ms.slot);
+		/* never wait: a row another transaction is changing is skipped */
 		result = table_tuple_delete(ms.heap, &ms.slot->tts_tid, cid,
-									ms.snapshot, InvalidSnapshot, true,
+									ms.snapshot, InvalidSnapshot, false,
 									&tmfd, false);
 		if (result == TM_Ok)
 		{
@@ -406,6 +407,8 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 			continue;
 		}
 		heap_freetuple(row);
+		if (result == TM_BeingModified)
+			continue;
 		/* deleted or updated by a transaction our snapshot cannot see */
 		if (result != TM_Updated && result != TM_Deleted)
 			elog(ERROR, "txmq: unexpected result %d deleting a message",
@@ -459,17 +462,21 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			Datum		cols[TXMQ_ROW_NATTS];
 			bool		nulls[TXMQ_ROW_NATTS];
 			int64		msg_id;
+			int32		taken;
 			int32		attempt;
 			TxmqTouched *held;
 
 			heap_deform_tuple(rows[i], txmq_row_desc(), cols, nulls);
 			msg_id = DatumGetInt64(cols[TXMQ_ROW_MSG_ID - 1]);
-			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 +
-				txmq_aborted_attempts(sub->sub_id, msg_id);
+			taken = txmq_take_aborted(sub->sub_id, msg_id);
+			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 + taken;
 			held = txmq_xact_received(sub->topic.topic_id, sub->sub_id,
-									  msg_id, attempt, until, rows[i]);
-			if (attempt > sub->max_deliveries)
+									  msg_id, attempt, taken,
+									  attempt <= sub->max_deliveries,
+									  until, rows[i]);
+			if (!held->delivered)
 			{
+				/* its deliveries ran out: no attempt, whatever happens */
 				dead_letter_held(sub, held, attempt - 1, NULL);
 				dead++;
 				continue;
@@ -684,8 +691,12 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 
 /*
  * Find a message the caller holds for nack / reject: received in this
- * transaction (*held is set), or leased (its row is locked).  Returns its
- * attempt count, or -1 if the caller does not hold it.
+ * transaction (*held is set), or leased (its row now locked; a row that
+ * another transaction is changing is not held).
+ * Returns its attempt count, with the attempts of transactions that
+ * aborted since its lease was written (the row the caller writes carries
+ * them, and txmq_xact_settled takes them over), or -1 if the caller does
+ * not hold it.
  */
 static int32
 find_held(const TxmqSub *sub, int64 msg_id, TxmqTouched **held)
@@ -700,7 +711,8 @@ find_held(const TxmqSub *sub, int64 msg_id, TxmqTouched **held)
 	args[1] = Int64GetDatum(msg_id);
 	if (txmq_exec(PLAN_LOCK, args, NULL, 1) == 0)
 		return -1;
-	return DatumGetInt32(txmq_col(0, 1, &isnull));
+	return DatumGetInt32(txmq_col(0, 1, &isnull)) +
+		txmq_aborted_attempts(sub->sub_id, msg_id);
 }
 
 static char *
@@ -778,13 +790,14 @@ txmq_nack(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			Datum		args[4];
-			bool		nulls[4] = {false, false, false, error == NULL};
+			Datum		args[5];
+			bool		nulls[5] = {false, false, false, error == NULL, false};
 
 			args[0] = Int32GetDatum(sub.sub_id);
 			args[1] = Int64GetDatum(msg_id);
 			args[2] = TimestampTzGetDatum(due);
 			args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+			args[4] = Int32GetDatum(attempt);
 			txmq_exec(PLAN_NACK, args, nulls, 0);
 		}
 		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id, held);

@@ -40,19 +40,23 @@
  *	- claims: receive deletes the rows it delivers, and until that delete
  *	  commits other consumers still see the rows.  A receiver claims each
  *	  row here before deleting it and skips rows claimed by others, so
- *	  concurrent consumers never queue up behind each other's deletes.
- *	  Claims only prevent waiting; the delete itself guarantees that one
- *	  consumer gets a message.  A claim lasts until its transaction ends.
+ *	  concurrent consumers do not try deletes that must fail.  The delete
+ *	  itself (which never waits, see xact.c) decides which consumer gets a
+ *	  message.  A claim lasts until its transaction ends.
  *	- aborted attempts: a consumer that receives and acks in one
  *	  transaction writes nothing else, so if it aborts the database keeps
- *	  no trace of the attempt.  The abort callback counts it here and the
- *	  next receive adds it to the attempt number; it is forgotten once the
- *	  message is settled or its lease (which carries the count) commits.
- *	  This does not survive a server restart: after one, a poison message
- *	  gets at most max_deliveries further attempts.
+ *	  no trace of the attempt.  The abort callback counts it here.  The
+ *	  next transaction that changes the message's row takes the count
+ *	  over (the attempt number of its receive, the row of its
+ *	  lease or nack carries it), and gives it back if it aborts too (see
+ *	  xact.c).  So the count here is exactly the aborted attempts that no
+ *	  row and no open transaction carries.  It does not survive a server
+ *	  restart: after one, a poison message gets at most max_deliveries
+ *	  further attempts.
  *
- * When the table is full, claims are not recorded (consumers may then wait
- * for each other) and aborted attempts are not counted; a WARNING says so.
+ * When the table is full, claims are not recorded (consumers then try
+ * deletes that fail) and aborted attempts are not counted; a WARNING says
+ * so.
  *
  * Without shared_preload_libraries none of this exists and every function
  * here is a no-op.
@@ -362,7 +366,7 @@ warn_msgs_full(void)
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("txmq: all %d message slots are in use",
 					txmq_max_tracked_messages),
-			 errdetail("Concurrent consumers may wait for each other, and "
+			 errdetail("Concurrent consumers may try to take the same messages, and "
 					   "aborted delivery attempts go uncounted."),
 			 errhint("Raise txmq.max_tracked_messages and restart.")));
 }
@@ -416,11 +420,11 @@ txmq_claim(int32 sub_id, int64 msg_id)
 }
 
 /*
- * Release this backend's claim on a message; count an aborted attempt if
- * asked.  Called from abort paths: must not throw.
+ * Release this backend's claim on a message, and give back n aborted
+ * attempts.  Called from abort paths: must not throw.
  */
 void
-txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt)
+txmq_unclaim(int32 sub_id, int64 msg_id, int32 n)
 {
 	MsgKey		key;
 	MsgState   *m;
@@ -430,8 +434,7 @@ txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt)
 		return;
 	key = msg_key(sub_id, msg_id);
 	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
-	m = hash_search(msgs, &key,
-					aborted_attempt ? HASH_ENTER_NULL : HASH_FIND, &found);
+	m = hash_search(msgs, &key, n > 0 ? HASH_ENTER_NULL : HASH_FIND, &found);
 	if (m != NULL)
 	{
 		if (!found)
@@ -442,13 +445,13 @@ txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt)
 		}
 		if (m->claimer == MyProcPid)
 			m->claimer = 0;
-		if (aborted_attempt)
-			m->aborted++;
+		m->aborted += n;
 		drop_if_empty(m);
 	}
 	LWLockRelease(shared->msgs_lock);
 }
 
+/* The aborted attempts of a message that no row carries yet. */
 int32
 txmq_aborted_attempts(int32 sub_id, int64 msg_id)
 {
@@ -468,26 +471,27 @@ txmq_aborted_attempts(int32 sub_id, int64 msg_id)
 }
 
 /*
- * The message was settled, or its attempt count is now in its row: drop
- * our claim and the aborted attempts.
+ * Take over the aborted attempts of a message this backend has claimed:
+ * the row it writes will carry them (or the message goes).  Returns them.
  */
-void
-txmq_forget_message(int32 sub_id, int64 msg_id)
+int32
+txmq_take_aborted(int32 sub_id, int64 msg_id)
 {
 	MsgKey		key;
 	MsgState   *m;
+	int32		n = 0;
 
 	if (msgs == NULL || pg_atomic_read_u32(&shared->nmsgs) == 0)
-		return;
+		return 0;
 	key = msg_key(sub_id, msg_id);
 	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
 	m = hash_search(msgs, &key, HASH_FIND, NULL);
 	if (m != NULL)
 	{
+		n = m->aborted;
 		m->aborted = 0;
-		if (m->claimer == MyProcPid)
-			m->claimer = 0;
 		drop_if_empty(m);
 	}
 	LWLockRelease(shared->msgs_lock);
+	return n;
 }

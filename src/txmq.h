@@ -201,9 +201,9 @@ extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
-extern void txmq_unclaim(int32 sub_id, int64 msg_id, bool aborted_attempt);
+extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 give_back);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
-extern void txmq_forget_message(int32 sub_id, int64 msg_id);
+extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
 
 /* Columns of a received row (receive.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
@@ -223,6 +223,8 @@ typedef struct TxmqTouched
 	int32		sub_id;
 	int64		msg_id;
 	bool		received_here;	/* else: settled here, received earlier */
+	bool		delivered;		/* received here and given to the caller */
+	int32		taken;			/* aborted attempts taken over (shmem.c) */
 	int32		attempt;		/* delivery attempt, if received here */
 	TimestampTz lease_until;	/* lease to write at commit if unsettled */
 	HeapTuple	row;			/* the deleted row (TXMQ_ROW_* columns) */
@@ -235,6 +237,7 @@ extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
 extern int	txmq_xact_claims_done(void);
 extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
 									   int64 msg_id, int32 attempt,
+									   int32 taken, bool delivered,
 									   TimestampTz lease_until,
 									   HeapTuple row);
 extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);

@@ -18,9 +18,32 @@
  * So a consumer that receives and acks in one transaction writes exactly
  * one row deletion per message.
  *
- * The claims a receive takes (shmem.c) are released when the transaction
- * ends.  Counters and wakeups are tallied here too and applied only at
- * commit, so a rolled-back send wakes no one and counts nothing.
+ * No consumer ever waits for another one.  Only one transaction at a
+ * time changes a message's row, and the others skip the row meanwhile:
+ * receivers claim rows in shared memory (shmem.c) and never wait for a
+ * row's lock (receive.c deletes with wait = false), and an ack, nack,
+ * reject or extend_lease of a leased message locks its row with SKIP
+ * LOCKED, so a message that someone else is working on is not held by
+ * the caller.  Claims only spare receivers a delete that would fail, so
+ * a claim lasts as long as the row change it announces is undecided:
+ *
+ *	- a message a receive took (delivered, or dead-lettered because its
+ *	  deliveries ran out) stays claimed until commit or abort, or the
+ *	  rollback of the savepoint that received it;
+ *	- a claimed row that another consumer got first was never changed
+ *	  here: released as soon as the receive is done.
+ *
+ * Aborted attempts (shmem.c) go with the right to change the row.
+ * Whoever changes a message's row takes the message's count over: a
+ * receive adds it to the attempt number, a nack or dead letter of a
+ * leased message writes it into the row, an ack drops it with the
+ * message.  If that is undone (the transaction or the savepoint aborts),
+ * the count goes back, plus one if the consumer was given the message; a
+ * receive that only dead-lettered an exhausted message delivered nothing,
+ * so its abort adds none.  So a commit has nothing to count.
+ *
+ * Counters and wakeups are tallied here too and applied only at commit,
+ * so a rolled-back send wakes no one and counts nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -93,9 +116,28 @@ txmq_xact_claimed(int32 sub_id, int64 msg_id)
 }
 
 /*
- * The receive has recorded what it delivered: release the claims on rows
- * it claimed but could not delete (another consumer got them first), and
- * return how many those were.
+ * This transaction's entry of a message it received: the one it still
+ * holds, or with settled, any.
+ */
+static TxmqTouched *
+find_received(int32 sub_id, int64 msg_id, bool settled)
+{
+	for (int i = 0; i < touched.n; i++)
+	{
+		TxmqTouched *t = &touched.items[i];
+
+		if (t->msg_id == msg_id && t->sub_id == sub_id && t->received_here &&
+			(settled || t->settle_subid == InvalidSubTransactionId))
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * The receive has recorded what it took: release the claims on rows it
+ * claimed but could not delete (another consumer got them first), and
+ * return how many those were.  Rows it took stay claimed, also those it
+ * dead-lettered at once (see the file header).
  */
 int
 txmq_xact_claims_done(void)
@@ -103,10 +145,10 @@ txmq_xact_claims_done(void)
 	int			lost = 0;
 
 	for (int i = 0; i < claims.n; i++)
-		if (!txmq_xact_holding(claims.items[i].sub_id, claims.items[i].msg_id))
+		if (!find_received(claims.items[i].sub_id, claims.items[i].msg_id,
+						   true))
 		{
-			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id,
-						 false);
+			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
 			lost++;
 		}
 	claims.n = 0;
@@ -119,7 +161,8 @@ txmq_xact_claims_done(void)
  */
 TxmqTouched *
 txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
-				   int32 attempt, TimestampTz lease_until, HeapTuple row)
+				   int32 attempt, int32 taken, bool delivered,
+				   TimestampTz lease_until, HeapTuple row)
 {
 	TxmqTouched *t = APPEND(touched);
 
@@ -127,6 +170,8 @@ txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->sub_id = sub_id;
 	t->msg_id = msg_id;
 	t->received_here = true;
+	t->delivered = delivered;
+	t->taken = taken;
 	t->attempt = attempt;
 	t->lease_until = lease_until;
 	t->recv_subid = GetCurrentSubTransactionId();
@@ -139,15 +184,7 @@ txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 TxmqTouched *
 txmq_xact_holding(int32 sub_id, int64 msg_id)
 {
-	for (int i = 0; i < touched.n; i++)
-	{
-		TxmqTouched *t = &touched.items[i];
-
-		if (t->msg_id == msg_id && t->sub_id == sub_id && t->received_here &&
-			t->settle_subid == InvalidSubTransactionId)
-			return t;
-	}
-	return NULL;
+	return find_received(sub_id, msg_id, false);
 }
 
 /* Does this transaction hold a message of sub_id with this key? */
@@ -182,7 +219,8 @@ txmq_xact_holds_key(int32 sub_id, text *key)
 /*
  * The message was acked, nacked or dead-lettered by this transaction:
  * held is its entry if this transaction received it, else NULL (it was
- * leased earlier).
+ * leased earlier, and the caller has locked and written its row: the row
+ * carries its aborted attempts now, or they went with it).
  */
 void
 txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
@@ -197,6 +235,7 @@ txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
 		t->topic_id = topic_id;
 		t->sub_id = sub_id;
 		t->msg_id = msg_id;
+		t->taken = txmq_take_aborted(sub_id, msg_id);
 	}
 	t->settle_subid = GetCurrentSubTransactionId();
 }
@@ -275,7 +314,7 @@ static void
 apply_at_commit(void)
 {
 	for (int i = 0; i < touched.n; i++)
-		txmq_forget_message(touched.items[i].sub_id, touched.items[i].msg_id);
+		txmq_unclaim(touched.items[i].sub_id, touched.items[i].msg_id, 0);
 	for (int i = 0; i < tallies.n; i++)
 	{
 		Tally	   *t = &tallies.items[i];
@@ -287,19 +326,33 @@ apply_at_commit(void)
 	}
 }
 
-/* A receive was rolled back: the message is free again, the try counts. */
+/*
+ * What entry t did was rolled back: the aborted attempts it took go back,
+ * plus one if the consumer was given the message, and a received message
+ * is free again.
+ */
 static void
-undo_receive(TxmqTouched *t)
+undo(TxmqTouched *t)
 {
-	txmq_unclaim(t->sub_id, t->msg_id, true);
-	txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
+	txmq_unclaim(t->sub_id, t->msg_id, t->taken + (t->delivered ? 1 : 0));
+	if (t->received_here)
+		txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
+}
+
+/* Does the rollback of savepoint subid undo entry t? */
+static bool
+undone_by(const TxmqTouched *t, SubTransactionId subid)
+{
+	if (t->received_here)
+		return t->recv_subid == subid;
+	return t->settle_subid == subid;
 }
 
 static void
 release_claims(void)
 {
 	for (int i = 0; i < claims.n; i++)
-		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, false);
+		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
 	claims.n = 0;
 }
 
@@ -320,7 +373,6 @@ xact_callback(XactEvent event, void *arg)
 							 errhint("Receive in an ordinary transaction.")));
 			break;
 		case XACT_EVENT_COMMIT:
-			/* claims outlive no transaction, not even a direct _claim() */
 			release_claims();
 			apply_at_commit();
 			reset();
@@ -328,8 +380,7 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 			release_claims();
 			for (int i = 0; i < touched.n; i++)
-				if (touched.items[i].received_here)
-					undo_receive(&touched.items[i]);
+				undo(&touched.items[i]);
 			reset();
 			break;
 		case XACT_EVENT_PREPARE:
@@ -370,18 +421,14 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		TxmqTouched *t = &touched.items[i];
 
-		if (t->received_here && t->recv_subid == mySubid)
+		if (undone_by(t, mySubid))
 		{
-			undo_receive(t);
+			undo(t);
 			continue;
 		}
+		/* what settled it was rolled back with the savepoint */
 		if (t->settle_subid == mySubid)
-		{
-			/* what settled it was rolled back with the savepoint */
-			if (!t->received_here)
-				continue;
 			t->settle_subid = InvalidSubTransactionId;
-		}
 		touched.items[keep++] = *t;
 	}
 	touched.n = keep;

@@ -84,9 +84,16 @@ mount_all() {
 }
 
 COPY=
+CHILD=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
+	# interrupted: the command (test/run.sh stops its clusters on TERM)
+	# must be gone before its mounts are
+	if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+		kill -TERM "$CHILD"
+		wait "$CHILD" || true
+	fi
 	unmount_all
 	[ -n "$COPY" ] && rm -rf "$COPY"
 	exit "$rc"
@@ -101,11 +108,11 @@ if ! flock -n 9; then
 	flock 9
 fi
 
-in_root() {			# in_root ROOT COMMAND...: run COMMAND in ROOT
-	local root=$1
-	shift
-	chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-		HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+# in_root ROOT COMMAND...: run COMMAND in ROOT, with a clean environment
+ROOT_ENV=(/usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+	LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive)
+in_root() {
+	chroot "$1" "${ROOT_ENV[@]}" "${@:2}"
 }
 
 # debootstrap's part is built aside and moved in place when complete; the
@@ -163,10 +170,13 @@ done < <(compgen -e | grep -E '^(TXMQ_|DEMO_|BENCH_|PG_TEST_)' | grep -v '^TXMQ_
 
 mount_all "$ROOTFS"
 say "PostgreSQL $MAJOR in $ROOTFS (Debian $SUITE): $*"
-set +e
-in_root "$ROOTFS" "${ENV[@]}" PG="$MAJOR" \
-	sh -c 'cd "$1" && shift && exec "$@"' sh "${COPY#"$ROOTFS"}" "$@"
-rc=$?
-set -e
+# In the background, so that an interrupt is handled at once (cleanup);
+# chroot, env and sh exec, so that CHILD is the command itself.
+chroot "$ROOTFS" "${ROOT_ENV[@]}" "${ENV[@]}" PG="$MAJOR" \
+	sh -c 'cd "$1" && shift && exec "$@"' sh "${COPY#"$ROOTFS"}" "$@" 9>&- &
+CHILD=$!
+rc=0
+wait "$CHILD" || rc=$?
+CHILD=
 [ "$rc" -eq 0 ] || say "paths printed above are inside $ROOTFS"
 exit "$rc"

@@ -170,6 +170,7 @@ done < <(compgen -e | grep -E '^(TXMQ_|DEMO_|BENCH_|PG_TEST_)' | grep -v '^TXMQ_
 
 mount_all "$ROOTFS"
 say "PostgreSQL $MAJOR in $ROOTFS (Debian $SUITE): $*"
+say "(paths it prints are inside $ROOTFS)"
 # In the background, so that an interrupt is handled at once (cleanup);
 # chroot, env and sh exec, so that CHILD is the command itself.
 chroot "$ROOTFS" "${ROOT_ENV[@]}" "${ENV[@]}" PG="$MAJOR" \
@@ -178,5 +179,4 @@ CHILD=$!
 rc=0
 wait "$CHILD" || rc=$?
 CHILD=
-[ "$rc" -eq 0 ] || say "paths printed above are inside $ROOTFS"
 exit "$rc"

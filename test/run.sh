@@ -293,8 +293,10 @@ run_tap_suite() {
 		out=$WORK/out/tap/$t
 		log=$WORK/out/tap/$t.prove.log
 		"${PGRUN[@]}" mkdir -p "$out"
-		pg_run "$log" 0 env TESTDIR="$out" \
-			prove -I "$PGPERL" -I "$SRC/test/perl" "test/t/$t.pl"
+		# TESTDIR locates tmp_check/ up to 15, TESTDATADIR and
+		# TESTLOGDIR since 16
+		pg_run "$log" 0 env TESTDIR="$out" TESTDATADIR="$out/tmp_check" \
+			TESTLOGDIR="$out/tmp_check/log" prove -I "$PGPERL" -I "$SRC/test/perl" "test/t/$t.pl"
 		rc=$?
 		if [ "$rc" -eq 0 ]; then
 			printf 'tap %-36s ... ok\n' "$t"

@@ -7,18 +7,50 @@ OBJS = src/txmq.o src/shmem.o src/plans.o src/catalog.o src/xact.o \
 	src/send.o src/receive.o src/half.o src/worker.o src/reclaim.o
 DATA = $(wildcard sql/txmq--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
+EXTRA_CLEAN = .pg_config
 
-PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# The suites, declared the PGXS way as well: `make installcheck` runs them
+# against a running server of one's own with txmq installed and preloaded
+# (test/README.md).  `make test` runs the same files through test/run.sh,
+# on throwaway clusters.
+REGRESS = $(sort $(basename $(notdir $(wildcard test/regress/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test/regress --load-extension=txmq \
+	--no-locale --encoding=UTF8
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=txmq \
+	--no-locale --encoding=UTF8
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+# The server: PG_CONFIG=/path/to/pg_config, or PG=<major> for
+# /usr/lib/postgresql/<major>/bin/pg_config, or else the newest installed
+# (test/pg.sh, which every script uses to choose the same way).
+TXMQ_TOP := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+ifeq ($(origin PG_CONFIG),undefined)
+PG_CONFIG := $(shell PG='$(PG)' bash $(TXMQ_TOP)test/pg.sh)
+endif
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
-# postgresql-client-15 alone already ships pgxs.mk; the server headers come
-# with postgresql-server-dev-15, so look for both.
+# postgresql-client-N alone already ships pgxs.mk; the server headers come
+# with postgresql-server-dev-N, so look for both.
 TXMQ_SERVER_H := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)/postgres.h
 
 ifneq ($(and $(wildcard $(PGXS)),$(wildcard $(TXMQ_SERVER_H))),)
 include $(PGXS)
-# PGXS tracks no header dependencies; every source includes src/txmq.h
-$(OBJS): src/txmq.h
+# Set after PGXS, which sets them too: the databases test/run.sh uses (PGXS
+# names them after the module) and the TAP tests' helper module.
+CONTRIB_TESTDB = txmq_regress
+ISOLATION_TESTDB = txmq_isolation
+PROVE_FLAGS = -I test/perl
+# PGXS tracks no header dependencies; every source includes src/txmq.h,
+# which includes src/compat.h
+$(OBJS): src/txmq.h src/compat.h
+# Objects built for another server are built again: .pg_config names the
+# pg_config of the last build.
+$(OBJS) $(OBJS:.o=.bc): .pg_config
+.pg_config: FORCE
+	@echo '$(PG_CONFIG)' | cmp -s - $@ || echo '$(PG_CONFIG)' >$@
+.PHONY: FORCE
 else
 # PGXS or the server headers are not installed yet: install the build
 # dependencies, then go on.
@@ -31,21 +63,22 @@ all install installcheck:
 endif
 
 # ---- entry points (test/README.md); each installs what it needs ----
-.PHONY: test demo
+# PG=<major> or PG_CONFIG picks the server; one this machine cannot install
+# runs in a Debian root filesystem that has it (test/chroot.sh).
+.PHONY: test test-all demo
 
 # Build, install, then regress + isolation + TAP suites, each on its own
 # throwaway cluster; ends with "N passed, N failed".
 test:
 	@bash test/run.sh
 
+# `make test` on PostgreSQL 15, 17 and 18 in turn (TXMQ_TEST_VERSIONS);
+# ends with one "N passed, N failed" over all of them.
+test-all:
+	@bash test/all.sh
+
 demo:
-	bash test/install.sh
-	@if [ -f examples/run-demo.sh ]; then \
-		bash examples/run-demo.sh; \
-	else \
-		echo "make demo: examples/run-demo.sh does not exist yet; nothing to run" >&2; \
-		exit 1; \
-	fi
+	@bash examples/run-demo.sh
 
 # Benchmark: txmq vs a SKIP LOCKED table queue vs PgQ on one throwaway
 # cluster; see bench/README.md (BENCH_SECONDS, BENCH_SOAK_SECONDS).

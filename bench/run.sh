@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh -- txmq benchmark: txmq vs a hand-rolled SKIP LOCKED queue
-# (baseline) vs PgQ, on one throwaway PostgreSQL 15 cluster.  See README.md.
+# (baseline) vs PgQ, on one throwaway PostgreSQL cluster of the server
+# test/pg.sh picks (PG=N or PG_CONFIG; default the newest installed), which
+# must be installed here or installable.  See README.md.
 #
 # Environment:
 #   BENCH_SECONDS=20        length of each timed phase (W1, W2, W5)
@@ -22,7 +24,7 @@ W6_N=${BENCH_W6_MESSAGES:-100000}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-PGBIN=/usr/lib/postgresql/15/bin
+. "$ROOT/test/pg.sh"
 PORT=5432
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -32,8 +34,8 @@ die() { log "ERROR: $*"; exit 1; }
 need_pkgs=()
 ensure_packages() {
 	local p
-	for p in postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev \
-	         postgresql-15-pgq3 pgqd gcc make jq; do
+	for p in "postgresql-$PG" "postgresql-server-dev-$PG" libpq-dev \
+	         "postgresql-$PG-pgq3" pgqd gcc make jq; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
 			|| need_pkgs+=("$p")
 	done
@@ -45,8 +47,10 @@ ensure_packages() {
 	fi
 }
 [[ $(id -u) -eq 0 ]] || die "run as root (installs packages, runs the cluster as user postgres)"
+pg_native || die "PostgreSQL $PG cannot be installed on this machine"
 if [[ -z ${BENCH_SKIP_INSTALL:-} ]]; then ensure_packages; fi
 command -v jq >/dev/null || die "jq missing"
+PGBIN=$("$PG_CONFIG" --bindir)
 [[ -x $PGBIN/pgbench ]] || die "$PGBIN/pgbench missing"
 PGBENCH=$PGBIN/pgbench
 PSQL=$PGBIN/psql
@@ -75,18 +79,19 @@ TXMQ_SKIP=
 if [[ " $BENCH_SYSTEMS " == *" txmq "* ]]; then
 	if [[ -z ${BENCH_SKIP_INSTALL:-} ]]; then
 		log "building and installing txmq (make install)"
-		if ! (cd "$ROOT" && make -s >"$WORK/make.log" 2>&1 && make -s install >>"$WORK/make.log" 2>&1); then
+		if ! (cd "$ROOT" && make -s PG_CONFIG="$PG_CONFIG" >"$WORK/make.log" 2>&1 &&
+			make -s install PG_CONFIG="$PG_CONFIG" >>"$WORK/make.log" 2>&1); then
 			TXMQ_SKIP="txmq did not build/install (make install failed): $(tail -3 "$WORK/make.log" | tr '\n' ' ')"
 		fi
 	fi
-	if [[ -z $TXMQ_SKIP && ! -f $($PGBIN/pg_config --pkglibdir)/txmq.so ]]; then
+	if [[ -z $TXMQ_SKIP && ! -f $("$PG_CONFIG" --pkglibdir)/txmq.so ]]; then
 		TXMQ_SKIP="txmq.so is not installed"
 	fi
 fi
 
 log "building driver"
-gcc -O2 -Wall -o "$WORK/driver" "$HERE/driver.c" -I"$($PGBIN/pg_config --includedir)" \
-	-L"$($PGBIN/pg_config --libdir)" -lpq -lpthread
+gcc -O2 -Wall -o "$WORK/driver" "$HERE/driver.c" -I"$("$PG_CONFIG" --includedir)" \
+	-L"$("$PG_CONFIG" --libdir)" -lpq -lpthread
 DRIVER=$WORK/driver
 
 # ---------------------------------------------------------------- cluster

@@ -19,9 +19,12 @@
 #   DEMO_SCENARIOS=".." subset of "same-db half-check half-xid"
 #   DEMO_VERBOSE=1     also print the uneventful orders and deliveries
 #   DEMO_KEEP=1        keep the cluster's directory (and print where it is)
+#   PG_CONFIG, PG=N    the server (test/pg.sh); one this machine cannot
+#                      install runs in a chroot that has it (test/chroot.sh)
 #
 # Needs root (it installs packages when missing and runs `make install`);
-# the cluster itself runs as the postgres user.
+# the cluster itself runs as the postgres user, which need not be able to
+# read the checkout: it works in a directory of its own.
 set -euo pipefail
 
 ORDERS=${DEMO_ORDERS:-200}
@@ -30,7 +33,6 @@ SCENARIOS=${DEMO_SCENARIOS:-same-db half-check half-xid}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 APP=$HERE/order-cart
-PGBIN=/usr/lib/postgresql/15/bin
 ORDER_PW=order-app-demo-password       # a throwaway cluster's passwords
 CART_PW=cart-app-demo-password
 
@@ -38,6 +40,10 @@ say() { printf '%s %-12s %s\n' "$(date +%H:%M:%S.%1N)" demo "$*"; }
 die() { say "FAILED: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root (apt-get, make install, runuser)"
+
+cd "$ROOT"
+. test/pg.sh
+pg_chroot_unless_native bash examples/run-demo.sh
 
 TMP=$(mktemp -d /tmp/txmq-demo.XXXXXX)
 STARTED=no
@@ -65,27 +71,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- 1. what we need --------------------------------------------------------
-need=()
-command -v gcc >/dev/null || need+=(gcc)
-[ -e /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
-[ -x $PGBIN/initdb ] || need+=(postgresql-15)
-[ -e /usr/share/postgresql/15/extension/dblink.control ] || need+=(postgresql-contrib)
-[ -e /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need+=(postgresql-server-dev-15)
-command -v make >/dev/null || need+=(make)
-if [ ${#need[@]} -gt 0 ]; then
-	say "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
+# test/install.sh installs the server, contrib (dblink), libpq-dev and the
+# build tools when missing, then builds and installs txmq.
 say "building and installing txmq, building the demo programs"
-make -s -C "$ROOT" install >"$TMP/build.log" 2>&1 ||
+bash test/install.sh >"$TMP/build.log" 2>&1 ||
 	{ tail -30 "$TMP/build.log"; die "make install of txmq"; }
-make -s -C "$APP" >>"$TMP/build.log" 2>&1 ||
+make -s -C "$APP" PG_CONFIG="$PG_CONFIG" >>"$TMP/build.log" 2>&1 ||
 	{ tail -30 "$TMP/build.log"; die "building examples/order-cart"; }
+PGBIN=$("$PG_CONFIG" --bindir)
 
 # --- 2. a throwaway cluster -------------------------------------------------
+# The server's programs run as postgres from a directory it owns; the
+# checkout's SQL files reach psql on its standard input.
 chown postgres: "$TMP"
+cd "$TMP"
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 PORT=${DEMO_PGPORT:-}
 if [ -z "$PORT" ]; then
@@ -116,13 +115,13 @@ EOF
 as_pg $PGBIN/pg_ctl -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null ||
 	die "the server did not start"
 STARTED=yes
-say "PostgreSQL 15 with shared_preload_libraries='txmq' on 127.0.0.1:$PORT ($TMP)"
+say "PostgreSQL $PG with shared_preload_libraries='txmq' on 127.0.0.1:$PORT ($TMP)"
 
 psql_su() { as_pg $PGBIN/psql -h "$TMP" -p "$PORT" -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_su -d postgres -c 'CREATE DATABASE shop' -c 'CREATE DATABASE orders'
 psql_su -d shop -v checkouts="$ORDERS" -v order_pw="$ORDER_PW" -v cart_pw="$CART_PW" \
-	-f "$APP/shop.sql" >/dev/null
-psql_su -d orders -f "$APP/orders.sql" >/dev/null
+	<"$APP/shop.sql" >/dev/null
+psql_su -d orders <"$APP/orders.sql" >/dev/null
 
 SHOP_AS_ORDER="host=127.0.0.1 port=$PORT dbname=shop user=order_app password=$ORDER_PW"
 ORDERS_AS_ORDER="host=127.0.0.1 port=$PORT dbname=orders user=order_app password=$ORDER_PW"
@@ -214,5 +213,5 @@ say "scenarios done in $((SECONDS - T0)) s"
 # --- 4. the report ----------------------------------------------------------
 list=$(printf "'%s'," $SCENARIOS)
 psql_su -d shop -v orders_conn="host=$TMP port=$PORT dbname=orders user=postgres" \
-	-v scenarios="${list%,}" -f "$APP/report.sql" | tee "$TMP/report.txt"
+	-v scenarios="${list%,}" <"$APP/report.sql" | tee "$TMP/report.txt"
 grep -qx 'inconsistencies: 0' "$TMP/report.txt" || exit 1

@@ -41,9 +41,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#if PG_VERSION_NUM >= 160000
-#include "varatt.h"
-#endif
 
 PG_FUNCTION_INFO_V1(txmq_receive);
 PG_FUNCTION_INFO_V1(txmq_ack);
@@ -288,7 +285,7 @@ txmq_begin_sub_scan(Relation heap, Relation pkey, Snapshot snapshot,
 				Int32GetDatum(sub_id));
 	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
 				Int64GetDatum(from_id));
-	scan = index_beginscan(heap, pkey, snapshot, 2, 0);
+	scan = txmq_index_beginscan(heap, pkey, snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	return scan;
 }
@@ -315,7 +312,7 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
 	keys[1].sk_collation = ms->key_index->rd_indcollation[1];
 	ScanKeyInit(&keys[2], 3, BTLessStrategyNumber, F_INT8LT,
 				Int64GetDatum(msg_id));
-	scan = index_beginscan(ms->heap, ms->key_index, ms->snapshot, 3, 0);
+	scan = txmq_index_beginscan(ms->heap, ms->key_index, ms->snapshot, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 	busy = index_getnext_slot(scan, ForwardScanDirection, ms->probe);
 	index_endscan(scan);
@@ -354,7 +351,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 	if (RelationGetDescr(ms.heap)->natts != MSG_NATTS)
 		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
 			 MSG_NATTS);
-	ms.pkey = index_open(RelationGetPrimaryKeyIndex(ms.heap),
+	ms.pkey = index_open(txmq_primary_key_index(ms.heap),
 						 RowExclusiveLock);
 	ms.key_index = sub->ordered ?
 		index_open(txmq_relid("msg_key_idx"), AccessShareLock) : NULL;

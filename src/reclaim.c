@@ -91,7 +91,7 @@ static void
 delete_sub_rows(const char *name, int32 sub_id)
 {
 	Relation	heap = table_open(txmq_relid(name), RowExclusiveLock);
-	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(heap),
+	Relation	pkey = index_open(txmq_primary_key_index(heap),
 								  RowExclusiveLock);
 	Snapshot	snapshot;
 	TupleTableSlot *slot = table_slot_create(heap, NULL);

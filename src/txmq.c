@@ -33,7 +33,6 @@ int			txmq_half_retention_s = 86400;
 int			txmq_vacuum_threshold = 10000;
 bool		txmq_preloaded = false;
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 static void
@@ -43,7 +42,6 @@ txmq_shmem_request_hook(void)
 		prev_shmem_request_hook();
 	txmq_shmem_request();
 }
-#endif
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -132,12 +130,8 @@ _PG_init(void)
 		return;
 
 	txmq_preloaded = true;
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = txmq_shmem_request_hook;
-#else
-	txmq_shmem_request();
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = txmq_shmem_startup_hook;
 	txmq_register_launcher();

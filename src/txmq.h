@@ -17,6 +17,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "access/genam.h"
@@ -29,16 +30,6 @@
 #include "utils/timestamp.h"
 
 #define TXMQ_NAME_MAXLEN 48
-
-/* May role execute function fn?  (pg_proc_aclcheck is gone in 16.) */
-#if PG_VERSION_NUM >= 160000
-#define txmq_may_execute(fn, role) \
-	(object_aclcheck(ProcedureRelationId, (fn), (role), ACL_EXECUTE) == \
-	 ACLCHECK_OK)
-#else
-#define txmq_may_execute(fn, role) \
-	(pg_proc_aclcheck((fn), (role), ACL_EXECUTE) == ACLCHECK_OK)
-#endif
 
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;

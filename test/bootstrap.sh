@@ -4,19 +4,23 @@
 # there is nothing to do.  Called by the Makefile (when the server headers
 # are missing), by test/run.sh (`make test`) and by `make demo`.
 #
-#   postgresql-15             the server (initdb, postgres, pg_ctl)
-#   postgresql-server-dev-15  server headers; with postgresql-client-15 it
-#                             brings PGXS, pg_regress, pg_isolation_regress
-#                             and the PostgreSQL::Test::* TAP modules
-#   postgresql-contrib        contrib modules (tests may use them)
-#   libipc-run-perl           IPC::Run, needed by PostgreSQL::Test::Cluster
-#   perl                      prove, Test::More
-#   make, gcc                 the build
+# For the server that test/pg.sh picks (PG=N, PG_CONFIG):
+#
+#   postgresql-N             the server (initdb, postgres, pg_ctl) and the
+#                            contrib modules (dblink for the demo)
+#   postgresql-server-dev-N  server headers and libpq-dev; with
+#                            postgresql-client-N it brings PGXS, pg_regress,
+#                            pg_isolation_regress and the PostgreSQL::Test::*
+#                            TAP modules
+#   libipc-run-perl          IPC::Run, needed by PostgreSQL::Test::Cluster
+#   perl                     prove, Test::More
+#   make, gcc                the build
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
+
 PACKAGES=(make gcc perl libipc-run-perl
-	postgresql-15 postgresql-client-15 postgresql-server-dev-15
-	postgresql-contrib)
+	"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -54,11 +58,14 @@ apt_install() {
 if ! apt_install; then
 	echo "bootstrap: install failed; running apt-get update and retrying"
 	"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -q
-	apt_install
+	apt_install || {
+		echo "bootstrap: PostgreSQL $PG is not in this machine's package sources;" \
+			"\`make test PG=$PG\` and \`make demo PG=$PG\` run it in a chroot" >&2
+		exit 1
+	}
 fi
 
 # Check that what we need is really there now.
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 inc=$("$PG_CONFIG" --includedir-server)
 if [ ! -f "$inc/postgres.h" ]; then
 	echo "bootstrap: $inc/postgres.h still missing after install" >&2

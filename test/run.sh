@@ -19,11 +19,29 @@
 #   TXMQ_TEST_FILTER   extended regex; only tests whose name matches run
 #   TXMQ_TEST_TIMEOUT  seconds allowed per suite / per TAP file (default 900)
 #   TXMQ_TEST_KEEP=1   keep the work directory even when everything passed
-#   PG_CONFIG          pg_config to use (default PostgreSQL 15's)
+#   PG_CONFIG, PG=N    the server (test/pg.sh; default: the newest
+#                      installed).  One this machine cannot install runs
+#                      in a Debian root filesystem that has it
+#                      (test/chroot.sh).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+. test/pg.sh
+if ! pg_native; then
+	# The run inside prints the totals, unless the root could not be made.
+	log=$(mktemp)
+	bash test/chroot.sh "$PG" bash test/run.sh 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	if ! tail -n 1 "$log" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
+		echo "failed: chroot"
+		echo "0 passed, 1 failed"
+		rc=1
+	fi
+	rm -f "$log"
+	exit "$rc"
+fi
+echo "run: PostgreSQL $PG ($PG_CONFIG)"
 
 SUITES=${TXMQ_TEST_SUITES:-regress isolation tap demo}
 FILTER=${TXMQ_TEST_FILTER:-}
@@ -45,10 +63,6 @@ if ! bash test/install.sh; then
 	exit 1
 fi
 
-if [ -z "${PG_CONFIG:-}" ]; then
-	PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-	[ -x "$PG_CONFIG" ] || PG_CONFIG=pg_config
-fi
 BINDIR=$("$PG_CONFIG" --bindir)
 PGXSDIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/.." && pwd)   # .../pgxs/src
 PG_REGRESS=$PGXSDIR/test/regress/pg_regress
@@ -59,7 +73,7 @@ PGPERL=$PGXSDIR/test/perl
 if [ "$(id -u)" -eq 0 ]; then
 	PGUSER_OS=postgres
 	if ! id "$PGUSER_OS" >/dev/null 2>&1; then
-		echo "run: no '$PGUSER_OS' OS user (is postgresql-15 installed?)"
+		echo "run: no '$PGUSER_OS' OS user (is postgresql-$PG installed?)"
 		echo "0 passed, 1 failed"
 		exit 1
 	fi
@@ -194,15 +208,19 @@ list_tests() {
 	done | LC_ALL=C sort
 }
 
-# count_regress SUITE LOG RC TEST...: add pg_regress's per-test results in
-# LOG to the totals; a test without a result line (pg_regress stopped
-# early) counts as failed.  Returns 1 if anything failed.
+# count_regress SUITE OUTDIR RC TEST...: add the results of a pg_regress
+# run with --outputdir=OUTDIR to the totals.  They are read from its files,
+# not from its progress lines (whose format changed in 16): a test passed
+# if it left results/TEST.out and regression.diffs has no diff of it; a
+# test that did not run (pg_regress stopped early) failed.  Returns 1 if
+# anything failed.
 count_regress() {
-	local suite=$1 log=$2 rc=$3 t ok=0 bad=0 line
+	local suite=$1 out=$2 rc=$3 t ok=0 bad=0
 	shift 3
 	for t in "$@"; do
-		line=$(grep -E "^(test |     )? *$t +\.\.\. " "$log" | tail -n 1)
-		if [[ $line =~ \.\.\.\ ok ]]; then
+		if [ -f "$out/results/$t.out" ] &&
+			! grep -Eqs "^(diff|\+\+\+) .*/results/$t\.out([[:space:]]|$)" \
+				"$out/regression.diffs"; then
 			ok=$((ok + 1))
 		else
 			bad=$((bad + 1))
@@ -251,7 +269,7 @@ run_pg_regress_suite() {
 		--dbname="$db" --load-extension=txmq \
 		"${tests[@]}"
 	rc=$?
-	if ! count_regress "$suite" "$WORK/out/$suite.log" "$rc" "${tests[@]}"; then
+	if ! count_regress "$suite" "$out" "$rc" "${tests[@]}"; then
 		[ "$rc" -eq 124 ] && echo "== $suite: TIMED OUT after ${TIMEOUT}s"
 		show_tail "$out/regression.diffs" "$DIFF_LIMIT"
 		for t in "${new[@]}"; do
@@ -279,8 +297,10 @@ run_tap_suite() {
 		out=$WORK/out/tap/$t
 		log=$WORK/out/tap/$t.prove.log
 		"${PGRUN[@]}" mkdir -p "$out"
-		pg_run "$log" 0 env TESTDIR="$out" \
-			prove -I "$PGPERL" -I "$SRC/test/perl" "test/t/$t.pl"
+		# TESTDIR locates tmp_check/ up to 15, TESTDATADIR and
+		# TESTLOGDIR since 16
+		pg_run "$log" 0 env TESTDIR="$out" TESTDATADIR="$out/tmp_check" \
+			TESTLOGDIR="$out/tmp_check/log" prove -I "$PGPERL" -I "$SRC/test/perl" "test/t/$t.pl"
 		rc=$?
 		if [ "$rc" -eq 0 ]; then
 			printf 'tap %-36s ... ok\n' "$t"

@@ -178,7 +178,7 @@ INSERT INTO bad (fn, args) VALUES
 	('send_half', $$'bad_h', '1', local_xid => '3'$$),
 	('send_half', $$'bad_h', '1', local_xid => '18446744073709551615'$$),
 	('send_half', $$'bad_h', '1', local_xid => '-1'$$),
-	('send_half', $$'bad_h', '1', local_xid => 'abc'$$),
+	-- no 'abc': PostgreSQL's xid8 input read it as 0 before 16, an error since
 	-- commit_half / rollback_half
 	('commit_half', $$NULL$$),
 	('commit_half', $$-1$$),

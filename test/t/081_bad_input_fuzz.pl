@@ -320,6 +320,13 @@ ok( $node->poll_query_until('postgres',
 		q{SELECT count(*) = 0 FROM txmq.half WHERE state = 'half' AND topic_id =
 			(SELECT topic_id FROM txmq.topic WHERE name = 'fz_t')}),
 	'fuzz: the worker resolves every half message of the checked topic');
+# and those of fz_q that name a local transaction (all have ended): else
+# one could be committed into the queue during the drain below
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM txmq.half WHERE state = 'half'
+			AND local_xid IS NOT NULL AND topic_id =
+			(SELECT topic_id FROM txmq.topic WHERE name = 'fz_q')}),
+	'fuzz: the worker resolves every half message that names a local transaction');
 
 # once leases, delays and backoffs are over, a receive gets every queued
 # message: no claim or other shared state was left behind.  Rows changed

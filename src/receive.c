@@ -785,8 +785,12 @@ txmq_nack(PG_FUNCTION_ARGS)
 
 		if (held)
 		{
-			held->lease_until = due;
-			txmq_restore(&held, 1, false, error);
+			/* a copy: if a savepoint undoes the nack, the lease stands */
+			TxmqTouched nacked = *held;
+			TxmqTouched *row = &nacked;
+
+			nacked.lease_until = due;
+			txmq_restore(&row, 1, false, error);
 		}
 		else
 		{

@@ -83,6 +83,17 @@ COMMIT;
 -- 1 delivered and nacked, 2 rolled back: the next is 3
 SELECT attempt FROM txmq.receive('core_as', 'core_as');
 
+-- ---- a nack rolled back to a savepoint leaves the lease as it was ----
+SELECT txmq.send('core_as', '"lease"') AS lid \gset
+BEGIN;
+SELECT attempt FROM txmq.receive('core_as', 'core_as', lease => '1 h');
+SAVEPOINT s;
+SELECT txmq.nack('core_as', 'core_as', :lid, delay => '0') AS nacked;
+ROLLBACK TO s;
+COMMIT;
+SELECT leased, vt > now() + interval '50 min' AS lease_of_1h
+  FROM txmq.msg WHERE msg_id = :lid;
+
 -- ---- clean up ----
 SELECT txmq.purge('core_as') + txmq.purge('core_a1') + txmq.purge('core_a3') AS purged;
 SELECT txmq.drop_topic('core_as'), txmq.drop_topic('core_a1'), txmq.drop_topic('core_a3');

@@ -692,11 +692,11 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 /*
  * Find a message the caller holds for nack / reject: received in this
  * transaction (*held is set), or leased (its row now locked; a row that
- * another transaction is changing is not held).
- * Returns its attempt count, with the attempts of transactions that
- * aborted since its lease was written (the row the caller writes carries
- * them, and txmq_xact_settled takes them over), or -1 if the caller does
- * not hold it.
+ * another transaction is changing is not held).  Returns its attempt
+ * count, with the attempts of transactions that aborted since its lease
+ * was written (the row the caller writes carries them, and
+ * txmq_xact_settled takes them over), or -1 if the caller does not hold
+ * it.
  */
 static int32
 find_held(const TxmqSub *sub, int64 msg_id, TxmqTouched **held)

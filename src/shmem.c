@@ -47,9 +47,8 @@
  *	  transaction writes nothing else, so if it aborts the database keeps
  *	  no trace of the attempt.  The abort callback counts it here.  The
  *	  next transaction that changes the message's row takes the count
- *	  over (the attempt number of its receive, the row of its
- *	  lease or nack carries it), and gives it back if it aborts too (see
- *	  xact.c).  So the count here is exactly the aborted attempts that no
+ *	  over (the attempt number of its receive, the row of its lease or
+ *	  nack carries it), and gives it back if it aborts too (see xact.c).  So the count here is exactly the aborted attempts that no
  *	  row and no open transaction carries.  It does not survive a server
  *	  restart: after one, a poison message gets at most max_deliveries
  *	  further attempts.
@@ -471,8 +470,9 @@ txmq_aborted_attempts(int32 sub_id, int64 msg_id)
 }
 
 /*
- * Take over the aborted attempts of a message this backend has claimed:
- * the row it writes will carry them (or the message goes).  Returns them.
+ * Take over the aborted attempts of a message whose row this backend is
+ * changing (it holds the claim or the row lock): the row it writes will
+ * carry them, or they go with the message.  Returns them.
  */
 int32
 txmq_take_aborted(int32 sub_id, int64 msg_id)

@@ -201,7 +201,7 @@ extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
-extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 give_back);
+extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
 extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
 

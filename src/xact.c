@@ -125,8 +125,8 @@ txmq_xact_claimed(int32 sub_id, int64 msg_id)
 }
 
 /*
- * This transaction's entry of a message it received: the one it still
- * holds, or with settled, any.
+ * This transaction's entry of a message it received and still holds, or
+ * (if settled) also one it has settled since.
  */
 static TxmqTouched *
 find_received(int32 sub_id, int64 msg_id, bool settled)

@@ -54,7 +54,7 @@ is($before, '17 queued, 1 leased, 3 later, 1 dead, 1 half',
 $node->safe_psql('old', 'ALTER EXTENSION txmq UPDATE');
 is($node->safe_psql('old',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'txmq'}),
-	'0.2', 'updated to 0.2');
+	'0.3', 'updated to 0.3');
 is($node->safe_psql('old', $census), $before, 'the update keeps every message');
 
 # the same objects, definitions, privileges and dump registrations as a

@@ -320,7 +320,8 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
 }
 
 /*
- * Take up to max ready messages of sub into rows[]: walk the
+ * Take up to max ready messages of sub into rows[] (with rows NULL, only
+ * count those a receive could take now, for txmq.wait): walk the
  * subscription's rows in id order along the primary key, from where the
  * last walks found nothing to step over (shmem.c), claim each ready one
  * (shmem.c) and delete it.  This is the receive hot path, so it
@@ -392,6 +393,12 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 		if (sub->ordered && !nulls[MSG_KEY - 1] &&
 			key_is_busy(&ms, sub->sub_id, msg_id, values[MSG_KEY - 1]))
 			continue;
+		if (rows == NULL)
+		{
+			if (!txmq_claimed_elsewhere(sub->sub_id, msg_id))
+				n++;
+			continue;
+		}
 		if (!txmq_claim(sub->sub_id, msg_id))
 			continue;			/* another consumer is taking it */
 		txmq_xact_claimed(sub->sub_id, msg_id);
@@ -432,7 +439,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 }
 
 /*
- * One attempt: take up to max ready messages, add them to the result.
+ * One attempt: take up to max ready messages, add them to out.
  * Messages that have used up their deliveries go to the dead letters
  * instead, and the attempt looks further.  So does it, a few times, when
  * rows it claimed were deleted by a consumer that committed after its
@@ -440,9 +447,9 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
  */
 #define MAX_LOST_ROUNDS 3
 
-static int
-receive_once(const TxmqSub *sub, int max, int64 lease_ms,
-			 ReturnSetInfo *rsinfo)
+int
+txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
+				  Tuplestorestate *out, TupleDesc out_desc)
 {
 	HeapTuple  *rows = palloc(sizeof(HeapTuple) * max);
 	int			delivered = 0;
@@ -485,8 +492,7 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			cols[TXMQ_ROW_ATTEMPT - 1] = Int32GetDatum(attempt);
 			cols[TXMQ_ROW_LAST_ERROR - 1] = TimestampTzGetDatum(until);
 			nulls[TXMQ_ROW_LAST_ERROR - 1] = false;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
-								 cols, nulls);
+			tuplestore_putvalues(out, out_desc, cols, nulls);
 			delivered++;
 		}
 		lost = txmq_xact_claims_done();
@@ -501,9 +507,23 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 	return delivered;
 }
 
-/* How long a waiting receive may sleep before it must look again. */
-static long
-sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
+/*
+ * Whether a receive could take a message of sub now; for txmq.wait, which
+ * looks without taking.
+ */
+bool
+txmq_any_ready(const TxmqSub *sub)
+{
+	return take_ready(sub, 1, GetCurrentTimestamp(), NULL) > 0;
+}
+
+/*
+ * How long a long poll that looked at sub may sleep before it must look
+ * again: until its deadline, the next delayed or leased message's due time,
+ * or without a condition variable to wake it, txmq.poll_interval.
+ */
+long
+txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until = deadline;
@@ -526,30 +546,58 @@ sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 	return (long) ((until - now + 999) / 1000);
 }
 
-Datum
-txmq_receive(PG_FUNCTION_ARGS)
+/* max_messages, argument argno of receive and txmq.poll. */
+int
+txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Interval   *lease = txmq_arg_interval(fcinfo, 3, "lease",
-										  MIN_LEASE_MS, MAX_LEASE_MS);
-	Interval   *wait = txmq_arg_interval(fcinfo, 4, "wait", 0, MAX_WAIT_MS);
-	int64		wait_ms = wait ? txmq_interval_ms(wait, "wait", 0,
-												  MAX_WAIT_MS) : 0;
-	TimestampTz deadline = after_ms(GetCurrentTimestamp(), wait_ms);
-	ConditionVariable *cv = NULL;
-	TxmqOwnerScope scope;
-	TxmqSub		sub;
-	int64		lease_ms;
-	int			max;
-
-	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1 ||
-		PG_GETARG_INT32(2) > txmq_max_batch)
+	if (PG_ARGISNULL(argno) || PG_GETARG_INT32(argno) < 1 ||
+		PG_GETARG_INT32(argno) > txmq_max_batch)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("txmq: max_messages must be between 1 and %d",
 						txmq_max_batch),
 				 errhint("The upper limit is txmq.max_batch.")));
-	max = PG_GETARG_INT32(2);
+	return PG_GETARG_INT32(argno);
+}
+
+/* A long poll's wait, argument argno called name, in ms (0 when null). */
+int64
+txmq_arg_wait_ms(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	Interval   *wait = txmq_arg_interval(fcinfo, argno, name, 0, MAX_WAIT_MS);
+
+	return wait ? txmq_interval_ms(wait, name, 0, MAX_WAIT_MS) : 0;
+}
+
+/* The lease argument argno; NULL when null (the subscription's lease). */
+Interval *
+txmq_arg_lease(FunctionCallInfo fcinfo, int argno)
+{
+	return txmq_arg_interval(fcinfo, argno, "lease", MIN_LEASE_MS,
+							 MAX_LEASE_MS);
+}
+
+/* The lease a receive gives, in ms: lease, or else the subscription's. */
+int64
+txmq_lease_ms(const Interval *lease, const TxmqSub *sub)
+{
+	return txmq_interval_ms(lease ? lease : &sub->lease, "lease",
+							MIN_LEASE_MS, MAX_LEASE_MS);
+}
+
+Datum
+txmq_receive(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Interval   *lease = txmq_arg_lease(fcinfo, 3);
+	int64		wait_ms = txmq_arg_wait_ms(fcinfo, 4, "wait");
+	TimestampTz deadline = after_ms(GetCurrentTimestamp(), wait_ms);
+	int			max = txmq_arg_max_messages(fcinfo, 2);
+	ConditionVariable *cv = NULL;
+	TxmqOwnerScope scope;
+	TxmqSub		sub;
+	int64		lease_ms;
+
 	if (wait_ms > 0 && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -558,8 +606,7 @@ txmq_receive(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	lease_ms = txmq_interval_ms(lease ? lease : &sub.lease, "lease",
-								MIN_LEASE_MS, MAX_LEASE_MS);
+	lease_ms = txmq_lease_ms(lease, &sub);
 	if (wait_ms > 0)
 		cv = txmq_sub_cv(sub.topic.topic_id, sub.sub_id);
 	for (;;)
@@ -569,9 +616,10 @@ txmq_receive(PG_FUNCTION_ARGS)
 		/* get on the wait list before looking, so no commit is missed */
 		if (cv)
 			ConditionVariablePrepareToSleep(cv);
-		if (receive_once(&sub, max, lease_ms, rsinfo) > 0 || wait_ms == 0)
+		if (txmq_receive_once(&sub, max, lease_ms, rsinfo->setResult,
+							  rsinfo->setDesc) > 0 || wait_ms == 0)
 			break;
-		ms = sleep_ms(&sub, deadline, cv != NULL);
+		ms = txmq_sleep_ms(&sub, deadline, cv != NULL);
 		if (ms <= 0)
 			break;				/* the wait is over */
 		if (cv)

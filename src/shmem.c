@@ -418,6 +418,25 @@ txmq_claim(int32 sub_id, int64 msg_id)
 	return ok;
 }
 
+/* Whether another backend holds a claim on a message (a look, no claim). */
+bool
+txmq_claimed_elsewhere(int32 sub_id, int64 msg_id)
+{
+	MsgKey		key;
+	MsgState   *m;
+	bool		held = false;
+
+	if (msgs == NULL)
+		return false;
+	key = msg_key(sub_id, msg_id);
+	LWLockAcquire(shared->msgs_lock, LW_SHARED);
+	m = hash_search(msgs, &key, HASH_FIND, NULL);
+	if (m != NULL)
+		held = m->claimer != 0 && m->claimer != MyProcPid;
+	LWLockRelease(shared->msgs_lock);
+	return held;
+}
+
 /*
  * Release this backend's claim on a message, and give back n aborted
  * attempts.  Called from abort paths: must not throw.

@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #define TXMQ_NAME_MAXLEN 48
 
@@ -201,6 +202,7 @@ extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
+extern bool txmq_claimed_elsewhere(int32 sub_id, int64 msg_id);
 extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
 extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
@@ -266,6 +268,18 @@ extern TupleDesc txmq_row_desc(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);
+
+/* ---- receive.c, for the long polls of poll.c ---- */
+extern int	txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno);
+extern int64 txmq_arg_wait_ms(FunctionCallInfo fcinfo, int argno,
+							  const char *name);
+extern Interval *txmq_arg_lease(FunctionCallInfo fcinfo, int argno);
+extern int64 txmq_lease_ms(const Interval *lease, const TxmqSub *sub);
+extern int	txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
+							  Tuplestorestate *out, TupleDesc out_desc);
+extern bool txmq_any_ready(const TxmqSub *sub);
+extern long txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline,
+						  bool have_cv);
 
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,

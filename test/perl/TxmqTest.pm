@@ -6,6 +6,10 @@
 #   my $node = TxmqTest::node('p', start => 0);   # initialised only
 #   my $node = TxmqTest::node('x', conf => "txmq.worker_naptime = 20ms\n",
 #                             dbname => 'app', create_extension => 0);
+#   my $bg = $node->background_psql('postgres');
+#   my $m = TxmqTest::start_query($bg, 'CALL txmq.wait(...);');
+#   ... TxmqTest::finished($bg, $m) ...
+#   my $out = TxmqTest::wait_result($bg, $m, 10);
 #
 # Every node gets the server settings of test/txmq_test.conf (txmq in
 # shared_preload_libraries, short worker naptimes), the same file pg_regress
@@ -20,6 +24,7 @@ use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time sleep);
 
 # The server settings file: $TXMQ_TEST_CONF (set by test/run.sh), else the
 # one beside this module.
@@ -78,6 +83,48 @@ sub poll
 	my ($node, $dbname, $sql, $expected, $what) = @_;
 	ok($node->poll_query_until($dbname, $sql, $expected),
 		$what // "poll: $sql = $expected");
+}
+
+# ---- background psql sessions that run one query at a time ----
+
+my $marker = 0;
+
+# start_query($bg, $sql): send $sql to a background psql without waiting;
+# returns a marker that finished() and wait_result() look for.
+sub start_query
+{
+	my ($bg, $sql) = @_;
+	my $m = 'txmq_done_' . ++$marker;
+	$bg->{stdout} = '';
+	$bg->{stderr} = '';
+	$bg->{stdin} .= "$sql\n\\echo $m\n";
+	$bg->{run}->pump_nb;
+	return $m;
+}
+
+# finished($bg, $m): is the query that start_query() returned $m for done?
+sub finished
+{
+	my ($bg, $m) = @_;
+	$bg->{run}->pump_nb;
+	return $bg->{stdout} =~ /^$m$/m;
+}
+
+# wait_result($bg, $m, $timeout): wait (at most $timeout s, default 60) for
+# it; returns its output, without the marker.
+sub wait_result
+{
+	my ($bg, $m, $timeout) = @_;
+	my $until = time + ($timeout // 60);
+	until (finished($bg, $m))
+	{
+		die "timed out waiting for $m; stderr: $bg->{stderr}" if time > $until;
+		sleep 0.005;
+	}
+	my $out = $bg->{stdout};
+	$out =~ s/^$m\n//m;
+	chomp $out;
+	return $out;
 }
 
 1;

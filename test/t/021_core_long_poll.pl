@@ -20,47 +20,6 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use TxmqTest;
 
-# ---- helpers: background psql sessions that run one query at a time ----
-
-my $marker = 0;
-
-# Send $sql to a background psql without waiting; returns a marker that
-# wait_result() waits for.
-sub start_query
-{
-	my ($bg, $sql) = @_;
-	my $m = 'core_done_' . ++$marker;
-	$bg->{stdout} = '';
-	$bg->{stderr} = '';
-	$bg->{stdin} .= "$sql\n\\echo $m\n";
-	$bg->{run}->pump_nb;
-	return $m;
-}
-
-# Is the query that start_query() returned $m for finished?
-sub finished
-{
-	my ($bg, $m) = @_;
-	$bg->{run}->pump_nb;
-	return $bg->{stdout} =~ /^$m$/m;
-}
-
-# Wait (at most $timeout s) for it; returns its output, without the marker.
-sub wait_result
-{
-	my ($bg, $m, $timeout) = @_;
-	my $until = time + ($timeout // 60);
-	until (finished($bg, $m))
-	{
-		die "timed out waiting for $m; stderr: $bg->{stderr}" if time > $until;
-		sleep 0.005;
-	}
-	my $out = $bg->{stdout};
-	$out =~ s/^$m\n//m;
-	chomp $out;
-	return $out;
-}
-
 sub stat_ticks
 {
 	my ($pid) = @_;
@@ -113,10 +72,10 @@ $node->safe_psql('postgres', q{
 
 my $n = 1000;
 my $consumer = $node->background_psql('postgres');
-my $cm = start_query($consumer, "CALL core_lp_consumer($n);");
+my $cm = TxmqTest::start_query($consumer, "CALL core_lp_consumer($n);");
 sleep 0.3;
 $node->safe_psql('postgres', "CALL core_lp_producer($n);");
-wait_result($consumer, $cm, 120);
+TxmqTest::wait_result($consumer, $cm, 120);
 
 my ($count, $p50, $p99, $max, $slept) = split /\|/, $node->safe_psql('postgres', q{
 	SELECT count(*),
@@ -141,35 +100,35 @@ $node->safe_psql('postgres', q{SELECT txmq.create_queue('core_lp2')});
 my @w = map { $node->background_psql('postgres') } 1 .. 2;
 my $recv10 = q{SELECT coalesce(string_agg(payload->>'m', ','), '-')
 	FROM txmq.receive('core_lp2', 'core_lp2', 10, wait => '10 s');};
-my @m = map { start_query($_, $recv10) } @w;
+my @m = map { TxmqTest::start_query($_, $recv10) } @w;
 sleep 0.5;
 my $t0 = time;
 $node->safe_psql('postgres', q{SELECT txmq.send('core_lp2', '{"m": "one"}')});
 my $first;
 until (defined $first)
 {
-	for my $k (0, 1) { $first = $k if finished($w[$k], $m[$k]); }
+	for my $k (0, 1) { $first = $k if TxmqTest::finished($w[$k], $m[$k]); }
 	die 'no waiter woke' if time - $t0 > 5;
 	sleep 0.002;
 }
 my $first_ms = (time - $t0) * 1000;
 my $other = 1 - $first;
-is(wait_result($w[$first], $m[$first]), 'one', 'one waiter got the message');
+is(TxmqTest::wait_result($w[$first], $m[$first]), 'one', 'one waiter got the message');
 cmp_ok($first_ms, '<', 1000, sprintf('... woken at once (%.1f ms)', $first_ms));
 sleep 0.5;
-ok(!finished($w[$other], $m[$other]), 'the other waiter is still waiting');
+ok(!TxmqTest::finished($w[$other], $m[$other]), 'the other waiter is still waiting');
 $node->safe_psql('postgres', q{SELECT txmq.send('core_lp2', '{"m": "two"}')});
-is(wait_result($w[$other], $m[$other], 5), 'two',
+is(TxmqTest::wait_result($w[$other], $m[$other], 5), 'two',
 	'the other waiter got the second message');
 
 # short waits: one message, one gets it, the other returns empty after 2 s
 my $recv2 = q{SELECT coalesce(string_agg(payload->>'m', ','), '-')
 	FROM txmq.receive('core_lp2', 'core_lp2', 10, wait => '2 s');};
-@m = map { start_query($_, $recv2) } @w;
+@m = map { TxmqTest::start_query($_, $recv2) } @w;
 sleep 0.3;
 $t0 = time;
 $node->safe_psql('postgres', q{SELECT txmq.send('core_lp2', '{"m": "three"}')});
-my @res = map { wait_result($w[$_], $m[$_], 10) } 0, 1;
+my @res = map { TxmqTest::wait_result($w[$_], $m[$_], 10) } 0, 1;
 my $elapsed = time - $t0;
 is(join(' ', sort @res), '- three', 'one waiter got it, the other nothing');
 cmp_ok($elapsed, '>=', 1.5, 'the empty one waited out its wait');
@@ -180,7 +139,7 @@ $node->safe_psql('postgres', q{SELECT txmq.create_queue('core_lp_idle')});
 my $nw = 50;
 my @idle = map { $node->background_psql('postgres') } 1 .. $nw;
 my @im = map {
-	start_query($_, q{SELECT count(*) FROM txmq.receive('core_lp_idle',
+	TxmqTest::start_query($_, q{SELECT count(*) FROM txmq.receive('core_lp_idle',
 		'core_lp_idle', wait => '60 s');})
 } @idle;
 TxmqTest::poll($node, 'postgres',
@@ -204,11 +163,11 @@ my $cpu_pct = ($after - $before) / $ticks_per_s / $secs * 100;
 diag(sprintf('%d idle waiters over %.1f s used %d ticks = %.2f %% of one core',
 		$nw, $secs, $after - $before, $cpu_pct));
 cmp_ok($cpu_pct, '<', 5, "$nw idle waiters use < 5 % of one core");
-ok(!(grep { finished($idle[$_], $im[$_]) } 0 .. $nw - 1),
+ok(!(grep { TxmqTest::finished($idle[$_], $im[$_]) } 0 .. $nw - 1),
 	'all waiters are still waiting');
 $node->safe_psql('postgres',
 	"SELECT count(*) FROM txmq.send_batch('core_lp_idle', array_fill('{}'::jsonb, ARRAY[$nw]))");
-my @got = map { wait_result($idle[$_], $im[$_], 10) } 0 .. $nw - 1;
+my @got = map { TxmqTest::wait_result($idle[$_], $im[$_], 10) } 0 .. $nw - 1;
 is(join(',', @got), join(',', ('1') x $nw), "$nw messages woke $nw waiters, one each");
 $_->quit for @idle;
 $node->stop;
@@ -221,19 +180,19 @@ is($plain->safe_psql('postgres', 'SHOW txmq.poll_interval'), '50ms',
 	'poll interval of the test settings');
 $plain->safe_psql('postgres', q{SELECT txmq.create_queue('core_lp_plain')});
 my $pw = $plain->background_psql('postgres');
-my $pm = start_query($pw, q{SELECT payload->>'m', attempt,
+my $pm = TxmqTest::start_query($pw, q{SELECT payload->>'m', attempt,
 	clock_timestamp() - statement_timestamp() < '5 s'
 	FROM txmq.receive('core_lp_plain', 'core_lp_plain', wait => '10 s');});
 sleep 0.5;
 $t0 = time;
 $plain->safe_psql('postgres', q{SELECT txmq.send('core_lp_plain', '{"m": "polled"}')});
-is(wait_result($pw, $pm, 15), 'polled|1|t', 'a waiting receive gets the message by polling');
+is(TxmqTest::wait_result($pw, $pm, 15), 'polled|1|t', 'a waiting receive gets the message by polling');
 my $poll_ms = (time - $t0) * 1000;
 diag(sprintf('without preload: message received %.1f ms after the commit', $poll_ms));
 cmp_ok($poll_ms, '<', 2000, 'within a few poll intervals');
-$pm = start_query($pw, q{SELECT count(*), clock_timestamp() - statement_timestamp() >= '290 ms'
+$pm = TxmqTest::start_query($pw, q{SELECT count(*), clock_timestamp() - statement_timestamp() >= '290 ms'
 	FROM txmq.receive('core_lp_plain', 'core_lp_plain', wait => '300 ms');});
-is(wait_result($pw, $pm, 10), '0|t', 'an empty wait returns empty after the wait');
+is(TxmqTest::wait_result($pw, $pm, 10), '0|t', 'an empty wait returns empty after the wait');
 $pw->quit;
 $plain->stop;
 

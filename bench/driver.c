@@ -42,6 +42,11 @@ static long expect = 0;
 static const char *size_sql = NULL;
 
 static const char *send_sql, *consume_sql, *lease_sql, *ack_sql;
+/* e2e: txmq's long poll, "wait" (CALL txmq.wait when a receive was empty)
+ * or "receive" (receive(..., wait => '1 s')) */
+static const char *long_poll = "wait";
+static const char *wait_sql;	/* after an empty receive, if not NULL */
+static int	receive_waits;		/* the receive itself long-polls */
 
 static double t0;
 static atomic_int stop_flag;
@@ -208,7 +213,6 @@ consumer_e2e(void *p)
 	double		end = t0 + seconds;
 	double	   *loc = NULL;
 	size_t		nloc = 0, caploc = 0;
-	int			poll = strcmp(sys, "txmq") != 0;	/* baseline/pgq poll */
 
 	(void) p;
 	while (!atomic_load(&stop_flag))
@@ -255,7 +259,9 @@ consumer_e2e(void *p)
 			/* completed after the end: not counted */
 		}
 		PQclear(r);
-		if (n == 0 && poll)
+		if (n == 0 && wait_sql)
+			PQclear(PQexec(c, wait_sql));
+		else if (n == 0 && !receive_waits)
 			sleep_s(0.010);		/* waiting consumers poll every 10 ms */
 	}
 	pthread_mutex_lock(&mu);
@@ -407,6 +413,7 @@ usage(void)
 			"usage: driver MODE SYSTEM [--conninfo S] [--seconds N] [--producers N]\n"
 			"       [--consumers N] [--batch N] [--rate R] [--expect N]\n"
 			"       [--interval S] [--size-sql SQL] [--max-seconds N]\n"
+			"       [--long-poll wait|receive]\n"
 			"MODE: drain | lease | e2e    SYSTEM: txmq | baseline | pgq\n");
 	exit(2);
 }
@@ -421,14 +428,18 @@ choose_sql(void)
 		send_sql = "SELECT txmq.send('bench', $1::jsonb)";
 		if (strcmp(mode, "e2e") == 0)
 		{
+			receive_waits = strcmp(long_poll, "receive") == 0;
 			snprintf(buf[0], sizeof buf[0],
 					 "WITH r AS (SELECT msg_id, "
 					 "extract(epoch FROM clock_timestamp() - created_at) * 1000 AS lat_ms "
-					 "FROM txmq.receive('bench', 'bench', %d, wait => '1 s')), "
+					 "FROM txmq.receive('bench', 'bench', %d%s)), "
 					 "a AS (SELECT CASE WHEN count(*) > 0 THEN "
 					 "txmq.ack('bench', 'bench', array_agg(msg_id)) END AS acked FROM r) "
-					 "SELECT r.lat_ms FROM r, a", batch);
+					 "SELECT r.lat_ms FROM r, a", batch,
+					 receive_waits ? ", wait => '1 s'" : "");
 			consume_sql = buf[0];
+			if (!receive_waits)
+				wait_sql = "CALL txmq.wait('bench', 'bench', '1 s')";
 		}
 		else
 		{
@@ -524,6 +535,9 @@ main(int argc, char **argv)
 			size_sql = v;
 		else if (!strcmp(k, "--max-seconds"))
 			max_seconds = atof(v);
+		else if (!strcmp(k, "--long-poll") &&
+				 (!strcmp(v, "wait") || !strcmp(v, "receive")))
+			long_poll = v;
 		else
 			usage();
 		i++;

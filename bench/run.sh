@@ -298,6 +298,7 @@ run_e2e() { # workload system seconds rate interval
 	local extra=()
 	[[ -z $rate ]] || extra+=(--rate "$rate")
 	[[ -z $iv ]] || extra+=(--interval "$iv" --size-sql "$(size_sql "$s")")
+	[[ $s != txmq ]] || extra+=(--long-poll "${BENCH_TXMQ_LONG_POLL:-wait}")
 	if ! "$DRIVER" e2e "$s" --conninfo "$CONN_BASE dbname=bench_$s" --producers 2 --consumers "$c" \
 		--batch 100 --seconds "$secs" "${extra[@]}" >"$out" 2>"$out.err"; then
 		note "$w $s: driver failed: $(head -3 "$out.err" | tr '\n' ' ')"

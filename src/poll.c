@@ -22,10 +22,10 @@
  * they are (only an abort cancels a prepared sleep).  The sleep also ends
  * when the next delayed, leased or backed-off message is due (read in the
  * look's transaction), and on any interrupt (statement_timeout,
- * pg_cancel_backend), which CHECK_FOR_INTERRUPTS raises as usual.  A client
- * that goes away is noticed when the wait ends, as for any statement, or
- * sooner with client_connection_check_interval; until then its backend
- * holds nothing but its connection slot.
+ * pg_cancel_backend), which is served as usual.  A client that goes away
+ * is noticed when the wait ends, as for any statement, or sooner with
+ * client_connection_check_interval, whose timer interrupts the sleep; until
+ * then its backend holds nothing but its connection slot.
  *
  * txmq.wait only looks (txmq_any_ready): it says whether a receive could
  * take a message now, and the caller receives in whichever mode it
@@ -41,8 +41,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "pgstat.h"
-#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -62,8 +60,9 @@ typedef struct PollTake
 {
 	int			max;
 	Interval   *lease;
-	Tuplestorestate *taken;		/* in the procedure's memory */
 	TupleDesc	desc;			/* txmq.delivery */
+	MemoryContext cxt;			/* the procedure's, outlives the looks */
+	Tuplestorestate *taken;		/* what the last look took */
 } PollTake;
 
 /* Refuse a CALL in a transaction block, or a call that is not a CALL. */
@@ -78,20 +77,6 @@ require_nonatomic(FunctionCallInfo fcinfo, const char *procedure)
 						procedure),
 				 errdetail("It ends its transaction before it sleeps, so that it holds no snapshot while it waits."),
 				 errhint("Inside a transaction, use txmq.receive(..., wait => ...), which keeps the transaction's snapshot while it waits.")));
-}
-
-/*
- * Sleep until the latch is set (a wake, an interrupt, or the timer of
- * client_connection_check_interval, which ends the backend of a client
- * that went away) or ms pass.
- */
-static void
-sleep_for(long ms)
-{
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
 }
 
 /*
@@ -132,7 +117,7 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 		if (over || ms <= 0)
 			break;
 		SPI_commit();
-		sleep_for(ms);
+		txmq_sleep(cv, ms);
 	}
 	ConditionVariableCancelSleep();
 	SPI_finish();
@@ -176,26 +161,38 @@ txmq_wait(PG_FUNCTION_ARGS)
 	return output_argument(fcinfo, BoolGetDatum(ready), false);
 }
 
+/*
+ * The tuplestore is made in the look's transaction, whose resource owner
+ * then keeps any temporary file it spills to until the CALL ends: the
+ * messages are read back before that.
+ */
 static bool
 look_take(const TxmqSub *sub, void *arg)
 {
 	PollTake   *take = (PollTake *) arg;
+	MemoryContext old = MemoryContextSwitchTo(take->cxt);
 
-	return txmq_receive_once(sub, take->max, txmq_lease_ms(take->lease, sub),
-							 take->taken, take->desc) > 0;
+	take->taken = tuplestore_begin_heap(false, false, work_mem);
+	MemoryContextSwitchTo(old);
+	if (txmq_receive_once(sub, take->max, txmq_lease_ms(take->lease, sub),
+						  take->taken, take->desc) > 0)
+		return true;
+	tuplestore_end(take->taken);
+	take->taken = NULL;
+	return false;
 }
 
-/* The rows of a tuplestore of txmq.delivery, as a txmq.delivery[]. */
+/* What poll took (maybe nothing), as a txmq.delivery[]. */
 static Datum
 deliveries_array(Tuplestorestate *taken, TupleDesc desc)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	int			n = (int) tuplestore_tuple_count(taken);
+	int			n = taken ? (int) tuplestore_tuple_count(taken) : 0;
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	int			i = 0;
 	ArrayType  *array;
 
-	while (tuplestore_gettupleslot(taken, true, false, slot))
+	while (taken && tuplestore_gettupleslot(taken, true, false, slot))
 	{
 		HeapTuple	row = ExecCopySlotHeapTuple(slot);
 
@@ -217,6 +214,7 @@ txmq_poll(PG_FUNCTION_ARGS)
 {
 	PollTake	take;
 	TupleDesc	outdesc;
+	Oid			elemtype;
 	int64		wait_ms;
 
 	take.lease = txmq_arg_lease(fcinfo, 3);
@@ -225,8 +223,10 @@ txmq_poll(PG_FUNCTION_ARGS)
 	require_nonatomic(fcinfo, "poll");
 	if (get_call_result_type(fcinfo, NULL, &outdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "txmq: procedure has no output argument");
-	take.desc = lookup_rowtype_tupdesc_copy(get_element_type(TupleDescAttr(outdesc, 0)->atttypid), -1);
-	take.taken = tuplestore_begin_heap(false, false, work_mem);
+	elemtype = get_element_type(TupleDescAttr(outdesc, 0)->atttypid);
+	take.desc = lookup_rowtype_tupdesc_copy(elemtype, -1);
+	take.cxt = CurrentMemoryContext;
+	take.taken = NULL;
 	long_poll(fcinfo, wait_ms, look_take, &take);
 	return output_argument(fcinfo, deliveries_array(take.taken, take.desc),
 						   false);

@@ -14,7 +14,9 @@
  * Between attempts a waiting receive holds no row locks and no snapshot of
  * its own; like any running statement it does keep the snapshot of the
  * statement that called it, so VACUUM cannot remove rows deleted after the
- * wait began until it returns (at most the wait, which is bounded).
+ * wait began until it returns (at most the wait, which is bounded).  The
+ * procedures of poll.c, which long-poll with the functions at the end of
+ * this file, commit before they sleep and so hold none.
  *
  *-------------------------------------------------------------------------
  */
@@ -546,6 +548,25 @@ txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 	return (long) ((until - now + 999) / 1000);
 }
 
+/*
+ * A long poll's sleep of at most ms: on the subscription's condition
+ * variable cv, prepared before the look, or without one on the latch alone
+ * (polling).  Interrupts are served.
+ */
+void
+txmq_sleep(ConditionVariable *cv, long ms)
+{
+	if (cv)
+	{
+		(void) ConditionVariableTimedSleep(cv, ms, PG_WAIT_EXTENSION);
+		return;
+	}
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
 /* max_messages, argument argno of receive and txmq.poll. */
 int
 txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno)
@@ -622,16 +643,7 @@ txmq_receive(PG_FUNCTION_ARGS)
 		ms = txmq_sleep_ms(&sub, deadline, cv != NULL);
 		if (ms <= 0)
 			break;				/* the wait is over */
-		if (cv)
-			ConditionVariableTimedSleep(cv, ms, PG_WAIT_EXTENSION);
-		else
-		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		txmq_sleep(cv, ms);
 	}
 	if (cv)
 		ConditionVariableCancelSleep();

@@ -280,6 +280,7 @@ extern int	txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 extern bool txmq_any_ready(const TxmqSub *sub);
 extern long txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline,
 						  bool have_cv);
+extern void txmq_sleep(ConditionVariable *cv, long ms);
 
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,

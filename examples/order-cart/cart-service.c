@@ -91,7 +91,17 @@ static void report_done(const char *msg_id, const char *order_id,
 #define RECEIVE(n, lease) \
 	"SELECT msg_id, payload, attempt, payload ->> 'order_id'," \
 	"       (payload ->> 'user_id')::int" \
-	"  FROM txmq.receive($1, 'cart', " n ", " lease "wait => '1 s')"
+	"  FROM txmq.receive($1, 'cart', " n lease ")"
+
+/*
+ * The long poll, outside any transaction: txmq.wait returns as soon as a
+ * message could be received (or after 1 s), and holds no snapshot while
+ * it sleeps, so a consumer waiting all day holds back no VACUUM.
+ */
+static void wait_for_messages(void)
+{
+	PQclear(sql_must(db, "CALL txmq.wait($1, 'cart', '1 s')", topic, END));
+}
 
 /* Transactional mode: receive + work + ack commit together. */
 static void consume_tx(void)
@@ -99,6 +109,7 @@ static void consume_tx(void)
 	PGresult *msgs;
 	int n;
 
+	wait_for_messages();
 	PQclear(sql_must(db, "BEGIN", END));
 	msgs = sql_must(db, RECEIVE("10", ""), topic, END);
 	n = PQntuples(msgs);
@@ -137,7 +148,10 @@ static void consume_tx(void)
 /* Lease mode: the lease is committed at receive; work and ack come later. */
 static void consume_lease(void)
 {
-	PGresult *msgs = sql_must(db, RECEIVE("5", "lease => '2 s', "), topic, END);
+	PGresult *msgs;
+
+	wait_for_messages();
+	msgs = sql_must(db, RECEIVE("5", ", lease => '2 s'"), topic, END);
 
 	for (int i = 0; i < PQntuples(msgs); i++)
 	{

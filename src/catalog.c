@@ -38,6 +38,9 @@ PG_FUNCTION_INFO_V1(txmq_purge);
 PG_FUNCTION_INFO_V1(txmq_grant);
 PG_FUNCTION_INFO_V1(txmq_revoke);
 PG_FUNCTION_INFO_V1(txmq_stats);
+PG_FUNCTION_INFO_V1(txmq_alter_topic);
+PG_FUNCTION_INFO_V1(txmq_alter_subscription);
+PG_FUNCTION_INFO_V1(txmq_grants);
 
 #define MS_PER_DAY ((int64) 86400 * 1000)
 
@@ -311,10 +314,14 @@ entry_allows(LookupEntry *e, TxmqPrivilege priv)
 static void
 deny(const char *what, const char *name, TxmqPrivilege priv)
 {
+	/* "send to topic", "receive from subscription", "administer topic" */
+	static const char *const verbs[] = {"send to", "receive from",
+	"administer"};
+
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("txmq: permission denied to %s %s \"%s\"",
-					privilege_names[priv], what, name),
+					verbs[priv], what, name),
 			 priv == TXMQ_ADMIN ?
 			 errhint("Only the topic's owner may do this.") :
 			 errhint("The topic's owner can allow it with txmq.grant().")));
@@ -513,6 +520,76 @@ check_function_text(Oid fn, Oid owner)
 	return format_procedure_qualified(fn);
 }
 
+static void
+check_exhausted(const char *exhausted)
+{
+	if (strcmp(exhausted, "rollback") != 0 &&
+		strcmp(exhausted, "dead_letter") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: on_checks_exhausted must be 'rollback' or 'dead_letter', not \"%s\"",
+						exhausted)));
+}
+
+static void
+check_backoff(Interval *base, Interval *max)
+{
+	if (txmq_interval_ms(base, "backoff_base", 0, MS_PER_DAY) >
+		txmq_interval_ms(max, "backoff_max", 0, 7 * MS_PER_DAY))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: backoff_base must not exceed backoff_max")));
+}
+
+/*
+ * The if_not_exists argument of create_topic / create_subscription.  A
+ * database not yet updated to 0.3 declares these functions without it.
+ */
+static bool
+arg_if_not_exists(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno)
+		return false;
+	require_arg(fcinfo, argno, "if_not_exists");
+	return PG_GETARG_BOOL(argno);
+}
+
+static bool
+intervals_equal(Datum a, Datum b)
+{
+	return DatumGetBool(DirectFunctionCall2(interval_eq, a, b));
+}
+
+static void
+note_differs(StringInfo diff, bool differs, const char *option)
+{
+	if (differs)
+		appendStringInfo(diff, "%s%s", diff->len ? ", " : "", option);
+}
+
+/*
+ * create_*(if_not_exists => true) found what it was to create: say so,
+ * naming the options it has other than those asked for (to the topic's
+ * owner only: the settings are theirs).  Nothing is changed.
+ */
+static void
+exists_skipping(const char *what, const char *name, StringInfo diff,
+				const char *alter)
+{
+	if (diff == NULL || diff->len == 0)
+		ereport(NOTICE,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("txmq: %s \"%s\" already exists, skipping",
+						what, name)));
+	else
+		ereport(NOTICE,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("txmq: %s \"%s\" already exists with other options, skipping",
+						what, name),
+				 errdetail("It differs in: %s.", diff->data),
+				 errhint("Change them with %s.", alter)));
+}
+
 Datum
 txmq_create_topic(PG_FUNCTION_ARGS)
 {
@@ -522,6 +599,7 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 	bool		nulls[8] = {0};
 	TxmqOwnerScope scope;
 	char	   *exhausted;
+	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
 
 	require_arg(fcinfo, 1, "notify");
 	require_arg(fcinfo, 3, "check_after");
@@ -540,20 +618,55 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 												10, MS_PER_DAY));
 	args[6] = Int32GetDatum(arg_int_in(fcinfo, 5, "max_checks", 1, 1000));
 	exhausted = text_to_cstring(PG_GETARG_TEXT_PP(6));
-	if (strcmp(exhausted, "rollback") != 0 &&
-		strcmp(exhausted, "dead_letter") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("txmq: on_checks_exhausted must be 'rollback' or 'dead_letter', not \"%s\"",
-						exhausted)));
+	check_exhausted(exhausted);
 	args[7] = CStringGetTextDatum(exhausted);
 
 	txmq_begin(&scope, true);
-	if (txmq_exec(PLAN_INSERT_TOPIC, args, nulls, 0) == 0)
+	if (txmq_exec(PLAN_INSERT_TOPIC, args, nulls, 0) > 0)
+		catalog_changed();
+	else if (!if_not_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("txmq: topic \"%s\" already exists", name)));
-	catalog_changed();
+				 errmsg("txmq: topic \"%s\" already exists", name),
+				 errhint("Use if_not_exists => true to skip existing topics, or txmq.alter_topic() to change one.")));
+	else
+	{
+		StringInfoData diff;
+		TxmqTopic	topic;
+		bool		isnull;
+		bool		fn_null;
+		Datum		fn;
+
+		initStringInfo(&diff);
+		/* invisible to a REPEATABLE READ snapshot: nothing to compare */
+		if (txmq_exec(PLAN_TOPIC_ROW, args, NULL, 1) == 1)
+		{
+			topic.topic_id = DatumGetInt32(txmq_col(0, 1, &isnull));
+			topic.owner = DatumGetObjectId(txmq_col(0, 2, &isnull));
+			if (txmq_has_privilege(&topic, 0, TXMQ_ADMIN))
+			{
+				note_differs(&diff, topic.owner != owner, "owner");
+				note_differs(&diff, DatumGetBool(txmq_col(0, 3, &isnull)) !=
+							 DatumGetBool(args[2]), "notify");
+				fn = txmq_col(0, 4, &fn_null);
+				note_differs(&diff, fn_null != nulls[3] ||
+							 (!fn_null &&
+							  strcmp(TextDatumGetCString(fn),
+									 TextDatumGetCString(args[3])) != 0),
+							 "check_function");
+				note_differs(&diff, !intervals_equal(txmq_col(0, 5, &isnull),
+													 args[4]), "check_after");
+				note_differs(&diff, !intervals_equal(txmq_col(0, 6, &isnull),
+													 args[5]), "check_interval");
+				note_differs(&diff, DatumGetInt32(txmq_col(0, 7, &isnull)) !=
+							 DatumGetInt32(args[6]), "max_checks");
+				note_differs(&diff,
+							 strcmp(TextDatumGetCString(txmq_col(0, 8, &isnull)),
+									exhausted) != 0, "on_checks_exhausted");
+			}
+		}
+		exists_skipping("topic", name, &diff, "txmq.alter_topic()");
+	}
 	txmq_end(&scope);
 	PG_RETURN_VOID();
 }
@@ -568,6 +681,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	Interval   *base,
 			   *max;
 	TxmqOwnerScope scope;
+	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
 
 	args[2] = Int32GetDatum(arg_int_in(fcinfo, 2, "max_deliveries", 1, 1000));
 	require_arg(fcinfo, 3, "lease");
@@ -577,11 +691,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 												10, MS_PER_DAY / 2));
 	base = txmq_arg_interval(fcinfo, 4, "backoff_base", 0, MS_PER_DAY);
 	max = txmq_arg_interval(fcinfo, 5, "backoff_max", 0, 7 * MS_PER_DAY);
-	if (txmq_interval_ms(base, "backoff_base", 0, MS_PER_DAY) >
-		txmq_interval_ms(max, "backoff_max", 0, 7 * MS_PER_DAY))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("txmq: backoff_base must not exceed backoff_max")));
+	check_backoff(base, max);
 	args[4] = PointerGetDatum(base);
 	args[5] = PointerGetDatum(max);
 	require_arg(fcinfo, 6, "ordered");
@@ -591,14 +701,252 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
 	args[0] = Int32GetDatum(topic.topic_id);
 	args[1] = CStringGetTextDatum(sub_name);
-	if (txmq_exec(PLAN_INSERT_SUB, args, NULL, 0) == 0)
+	if (txmq_exec(PLAN_INSERT_SUB, args, NULL, 0) > 0)
+		catalog_changed();
+	else if (!if_not_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("txmq: subscription \"%s\" of topic \"%s\" already exists",
-						sub_name, topic_name)));
+						sub_name, topic_name),
+				 errhint("Use if_not_exists => true to skip existing subscriptions, or txmq.alter_subscription() to change one.")));
+	else
+	{
+		StringInfoData diff;
+		bool		isnull;
+
+		initStringInfo(&diff);
+		if (txmq_exec(PLAN_SUB_ROW, args, NULL, 1) == 1)
+		{
+			note_differs(&diff, DatumGetInt32(txmq_col(0, 2, &isnull)) !=
+						 DatumGetInt32(args[2]), "max_deliveries");
+			note_differs(&diff, !intervals_equal(txmq_col(0, 3, &isnull),
+												 args[3]), "lease");
+			note_differs(&diff, !intervals_equal(txmq_col(0, 4, &isnull),
+												 args[4]), "backoff_base");
+			note_differs(&diff, !intervals_equal(txmq_col(0, 5, &isnull),
+												 args[5]), "backoff_max");
+			note_differs(&diff, DatumGetBool(txmq_col(0, 6, &isnull)) !=
+						 DatumGetBool(args[6]), "ordered");
+		}
+		exists_skipping("subscription", sub_name, &diff,
+						"txmq.alter_subscription()");
+	}
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+/*
+ * alter_topic(topic, notify, check_function, check_after, check_interval,
+ * max_checks, on_checks_exhausted, owner): the options given change, the
+ * others (NULL) stay.  Each is checked as create_topic checks it, and the
+ * topic's messages stay as they are; what a change means for them is in
+ * README "Changing topics and subscriptions".  check_function => '-' (the
+ * regprocedure of OID 0) removes the check function.
+ */
+Datum
+txmq_alter_topic(PG_FUNCTION_ARGS)
+{
+	char	   *name = txmq_arg_name(fcinfo, 0, "topic");
+	TxmqTopic	topic;
+	TxmqOwnerScope scope;
+	Datum		args[8];
+	bool		nulls[8] = {0};
+	Datum		key;
+	bool		isnull;
+	Oid			caller;
+	Oid			owner;
+	Oid			fn = InvalidOid;
+	bool		had_function;
+
+	/* the values given, checked before anything is read */
+	(void) txmq_arg_interval(fcinfo, 3, "check_after", 0, MS_PER_DAY);
+	(void) txmq_arg_interval(fcinfo, 4, "check_interval", 10, MS_PER_DAY);
+	if (!PG_ARGISNULL(5))
+		(void) arg_int_in(fcinfo, 5, "max_checks", 1, 1000);
+	if (!PG_ARGISNULL(6))
+		check_exhausted(text_to_cstring(PG_GETARG_TEXT_PP(6)));
+	if (!PG_ARGISNULL(7) &&
+		!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(7)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("txmq: role with OID %u does not exist",
+						PG_GETARG_OID(7))));
+
+	caller = GetUserId();
+	txmq_begin(&scope, true);
+	txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
+	key = CStringGetTextDatum(name);
+	/* locked, so that concurrent changes of other options are kept */
+	if (txmq_exec(PLAN_TOPIC_ROW, &key, NULL, 1) != 1)
+		no_such_topic(name);
+	args[0] = txmq_col(0, 1, &isnull);
+	owner = DatumGetObjectId(txmq_col(0, 2, &isnull));
+	args[2] = txmq_col(0, 3, &isnull);
+	args[3] = txmq_col(0, 4, &nulls[3]);
+	had_function = !nulls[3];
+	args[4] = txmq_col(0, 5, &isnull);
+	args[5] = txmq_col(0, 6, &isnull);
+	args[6] = txmq_col(0, 7, &isnull);
+	args[7] = txmq_col(0, 8, &isnull);
+	fn = DatumGetObjectId(txmq_col(0, 9, &isnull));
+	if (isnull)
+		fn = InvalidOid;		/* the function was dropped: keep its name */
+
+	/*
+	 * A new owner, as with ALTER ... OWNER TO: the caller must be a member
+	 * of the role, and the role must be one that may create topics.
+	 * Superusers may give a topic to anyone.
+	 */
+	if (!PG_ARGISNULL(7) && PG_GETARG_OID(7) != owner)
+	{
+		Oid			new_owner = PG_GETARG_OID(7);
+		Datum		arg = ObjectIdGetDatum(new_owner);
+
+		if (!superuser_arg(caller))
+		{
+			if (!has_privs_of_role(caller, new_owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("txmq: permission denied to give topic \"%s\" to role \"%s\"",
+								name, GetUserNameFromId(new_owner, false)),
+						 errdetail("Only members of the new owner role may do this.")));
+			txmq_exec(PLAN_MAY_CREATE_TOPIC, &arg, NULL, 1);
+			if (!DatumGetBool(txmq_col(0, 1, &isnull)) || isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("txmq: role \"%s\" may not own topics",
+								GetUserNameFromId(new_owner, false)),
+						 errdetail("Owning a topic needs EXECUTE on txmq.create_topic, as creating one does."),
+						 errhint("GRANT EXECUTE ON FUNCTION txmq.create_topic, txmq.create_queue TO %s;",
+								 quote_identifier(GetUserNameFromId(new_owner, false)))));
+		}
+		owner = new_owner;
+		/* the kept check function must suit the new owner too */
+		if (PG_ARGISNULL(2) && OidIsValid(fn))
+			args[3] = CStringGetTextDatum(check_function_text(fn, owner));
+	}
+	args[1] = ObjectIdGetDatum(owner);
+
+	if (!PG_ARGISNULL(1))
+		args[2] = PG_GETARG_DATUM(1);
+	if (!PG_ARGISNULL(2))
+	{
+		fn = PG_GETARG_OID(2);
+		nulls[3] = !OidIsValid(fn);
+		if (!nulls[3])
+			args[3] = CStringGetTextDatum(check_function_text(fn, owner));
+	}
+	if (had_function && nulls[3])
+	{
+		Datum		arg = args[0];
+		int64		n;
+
+		txmq_exec(PLAN_HALF_UNCHECKABLE, &arg, NULL, 1);
+		n = DatumGetInt64(txmq_col(0, 1, &isnull));
+		if (n > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("txmq: topic \"%s\" has " INT64_FORMAT " unresolved half messages that only its check function can resolve",
+							name, n),
+					 errdetail("They name neither a producer group nor a local transaction."),
+					 errhint("Resolve them with txmq.commit_half() or txmq.rollback_half() first, or give another check function.")));
+	}
+	if (!PG_ARGISNULL(3))
+		args[4] = PG_GETARG_DATUM(3);
+	if (!PG_ARGISNULL(4))
+		args[5] = PG_GETARG_DATUM(4);
+	if (!PG_ARGISNULL(5))
+		args[6] = PG_GETARG_DATUM(5);
+	if (!PG_ARGISNULL(6))
+		args[7] = PG_GETARG_DATUM(6);
+
+	txmq_exec(PLAN_ALTER_TOPIC, args, nulls, 0);
 	catalog_changed();
 	txmq_end(&scope);
 	PG_RETURN_VOID();
+}
+
+/*
+ * alter_subscription(topic, subscription, max_deliveries, lease,
+ * backoff_base, backoff_max, ordered): like alter_topic.
+ */
+Datum
+txmq_alter_subscription(PG_FUNCTION_ARGS)
+{
+	TxmqSub		sub;
+	TxmqOwnerScope scope;
+	Datum		args[6];
+	Datum		key[2];
+	bool		isnull;
+
+	if (!PG_ARGISNULL(2))
+		(void) arg_int_in(fcinfo, 2, "max_deliveries", 1, 1000);
+	(void) txmq_arg_interval(fcinfo, 3, "lease", 10, MS_PER_DAY / 2);
+	(void) txmq_arg_interval(fcinfo, 4, "backoff_base", 0, MS_PER_DAY);
+	(void) txmq_arg_interval(fcinfo, 5, "backoff_max", 0, 7 * MS_PER_DAY);
+
+	txmq_begin_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
+	key[0] = Int32GetDatum(sub.topic.topic_id);
+	key[1] = PG_GETARG_DATUM(1);
+	if (txmq_exec(PLAN_SUB_ROW, key, NULL, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("txmq: subscription \"%s\" of topic \"%s\" does not exist",
+						text_to_cstring(PG_GETARG_TEXT_PP(1)), sub.topic.name)));
+	for (int i = 0; i < 6; i++)
+		args[i] = txmq_col(0, i + 1, &isnull);
+	for (int i = 2; i <= 6; i++)
+		if (!PG_ARGISNULL(i))
+			args[i - 1] = PG_GETARG_DATUM(i);
+	check_backoff(DatumGetIntervalP(args[3]), DatumGetIntervalP(args[4]));
+
+	txmq_exec(PLAN_ALTER_SUB, args, NULL, 0);
+	catalog_changed();
+	txmq_end(&scope);
+	PG_RETURN_VOID();
+}
+
+/*
+ * grants(topic = NULL): who may do what with the topic (every topic the
+ * caller owns when NULL): its owner, then each grant.  For the owner, as
+ * txmq.grant() is.
+ */
+Datum
+txmq_grants(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TxmqOwnerScope scope;
+	SPITupleTable *rows;
+	TxmqTopic	topic;
+	Datum		arg = Int32GetDatum(0);
+	bool		all = PG_ARGISNULL(0);
+	char	   *name = all ? NULL : txmq_arg_name(fcinfo, 0, "topic");
+	int			nrows;
+
+	InitMaterializedSRF(fcinfo, 0);
+	txmq_begin(&scope, false);
+	if (!all)
+	{
+		txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
+		arg = Int32GetDatum(topic.topic_id);
+	}
+	nrows = txmq_exec(PLAN_GRANTS_LIST, &arg, &all, 0);
+	rows = SPI_tuptable;
+	for (int i = 0; i < nrows; i++)
+	{
+		Datum		cols[7];
+		bool		colnulls[7];
+
+		heap_deform_tuple(rows->vals[i], rows->tupdesc, cols, colnulls);
+		topic.topic_id = DatumGetInt32(cols[0]);
+		topic.owner = DatumGetObjectId(cols[1]);
+		if (all && !txmq_has_privilege(&topic, 0, TXMQ_ADMIN))
+			continue;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 &cols[2], &colnulls[2]);
+	}
+	txmq_end(&scope);
+	return (Datum) 0;
 }
 
 Datum
@@ -771,6 +1119,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 		int32		sub_id;
 		int64		tc[NUM_TXMQ_COUNTERS] = {0};
 		int64		sc[NUM_TXMQ_COUNTERS] = {0};
+		bool		topic_known;
+		bool		sub_known;
 
 		heap_deform_tuple(rows->vals[i], rows->tupdesc, cols, colnulls);
 		topic.topic_id = DatumGetInt32(cols[0]);
@@ -786,8 +1136,9 @@ txmq_stats(PG_FUNCTION_ARGS)
 			values[c - STATS_HIDDEN_COLS] = cols[c];
 			nulls[c - STATS_HIDDEN_COLS] = colnulls[c];
 		}
-		txmq_read_counters(topic.topic_id, 0, tc);
-		if (sub_id != 0)
+		/* NULL where unknown: not preloaded, or no slot (see shmem.c) */
+		topic_known = txmq_read_counters(topic.topic_id, 0, tc);
+		sub_known = sub_id == 0 ||
 			txmq_read_counters(topic.topic_id, sub_id, sc);
 		n = STATS_QUERY_COLS - STATS_HIDDEN_COLS;
 		values[n++] = Int64GetDatum(tc[CNT_SENT]);
@@ -801,9 +1152,12 @@ txmq_stats(PG_FUNCTION_ARGS)
 		values[n++] = Int64GetDatum(tc[CNT_CHECKS_COMMIT]);
 		values[n++] = Int64GetDatum(tc[CNT_CHECKS_ROLLBACK]);
 		values[n++] = Int64GetDatum(tc[CNT_CHECKS_UNKNOWN]);
-		/* counters only exist with shared_preload_libraries */
 		for (int c = STATS_QUERY_COLS - STATS_HIDDEN_COLS; c < n; c++)
-			nulls[c] = !txmq_preloaded;
+			nulls[c] = !sub_known;
+		/* sent and checks* are the topic's */
+		nulls[STATS_QUERY_COLS - STATS_HIDDEN_COLS] = !topic_known;
+		for (int c = n - 4; c < n; c++)
+			nulls[c] = !topic_known;
 		values[n++] = BoolGetDatum(txmq_worker_running());
 		Assert(n == STATS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,

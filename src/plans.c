@@ -391,6 +391,70 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" ORDER BY h.msg_id",
 		2, {TEXTOID, TIMESTAMPTZOID}
 	},
+
+	/*
+	 * Administration (catalog.c): a topic's or subscription's settings as
+	 * create_* stored them, for alter_* and if_not_exists.
+	 */
+	[PLAN_TOPIC_ROW] = {
+		"SELECT topic_id, owner::pg_catalog.oid, notify, check_function,"
+		" check_after, check_interval, max_checks, on_checks_exhausted,"
+		" pg_catalog.to_regprocedure(check_function)::pg_catalog.oid"
+		" FROM txmq.topic WHERE name" EQ "$1 FOR UPDATE",
+		1, {TEXTOID}
+	},
+	[PLAN_SUB_ROW] = {
+		"SELECT sub_id, max_deliveries, lease, backoff_base, backoff_max,"
+		" ordered FROM txmq.subscription"
+		" WHERE topic_id" EQ "$1 AND name" EQ "$2 FOR UPDATE",
+		2, {INT4OID, TEXTOID}
+	},
+	[PLAN_ALTER_TOPIC] = {
+		"UPDATE txmq.topic SET owner = $2, notify = $3, check_function = $4,"
+		" check_after = $5, check_interval = $6, max_checks = $7,"
+		" on_checks_exhausted = $8 WHERE topic_id" EQ "$1",
+		8, {INT4OID, REGROLEOID, BOOLOID, TEXTOID, INTERVALOID, INTERVALOID,
+		INT4OID, TEXTOID}
+	},
+	[PLAN_ALTER_SUB] = {
+		"UPDATE txmq.subscription SET max_deliveries = $2, lease = $3,"
+		" backoff_base = $4, backoff_max = $5, ordered = $6"
+		" WHERE sub_id" EQ "$1",
+		6, {INT4OID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID, BOOLOID}
+	},
+	/* unresolved half messages that only a check function can answer */
+	[PLAN_HALF_UNCHECKABLE] = {
+		"SELECT pg_catalog.count(*) FROM txmq.half WHERE topic_id" EQ "$1"
+		" AND state" EQ "'half' AND producer_group IS NULL"
+		" AND local_xid IS NULL",
+		1, {INT4OID}
+	},
+	/* may role $1 create topics (EXECUTE on txmq.create_topic)? */
+	[PLAN_MAY_CREATE_TOPIC] = {
+		"SELECT pg_catalog.bool_and(pg_catalog.has_function_privilege($1,"
+		" p.oid, 'EXECUTE')) FROM pg_catalog.pg_proc p"
+		" WHERE p.proname" EQ "'create_topic'"
+		" AND p.pronamespace" EQ "'txmq'::pg_catalog.regnamespace",
+		1, {OIDOID}
+	},
+	/*
+	 * grants(): the owner of each topic, then its grants.  The topic's id
+	 * and owner come first, for the privilege check.  $1 NULL: every topic.
+	 */
+	[PLAN_GRANTS_LIST] = {
+		"SELECT t.topic_id, t.owner::pg_catalog.oid, t.name,"
+		" NULL::pg_catalog.text, t.owner, 'owner'::pg_catalog.text, 0"
+		" FROM txmq.topic t WHERE $1 IS NULL OR t.topic_id" EQ "$1"
+		" UNION ALL"
+		" SELECT t.topic_id, t.owner::pg_catalog.oid, t.name, s.name,"
+		" g.grantee, g.privilege, 1"
+		" FROM txmq.grants g JOIN txmq.topic t ON t.topic_id" EQ "g.topic_id"
+		" LEFT JOIN txmq.subscription s ON s.sub_id" EQ "g.sub_id"
+		" AND g.sub_id" NE "0"
+		" WHERE $1 IS NULL OR t.topic_id" EQ "$1"
+		" ORDER BY 3, 7, 4 NULLS FIRST, 6, 5",
+		1, {INT4OID}
+	},
 };
 
 static SPIPlanPtr plans[NUM_TXMQ_PLANS];

@@ -328,14 +328,30 @@ txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c, int64 delta)
 		pg_atomic_fetch_add_u64(&slot->counters[c], delta);
 }
 
-/* Copy the counters of one slot; false if there are none. */
+/*
+ * Copy the counters of one slot.  A subscription or topic without a slot
+ * has counted nothing since the server started (all zero), unless the
+ * table is full: then it may have had events that found no slot, so its
+ * counters are unknown and this returns false.  Slots are never freed, so
+ * a table that was full when an event found no slot is full still.
+ */
 bool
 txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out)
 {
 	Slot	   *slot = get_slot(topic_id, sub_id, false);
 
 	if (slot == NULL)
-		return false;
+	{
+		long		used;
+
+		if (slots == NULL)
+			return false;
+		LWLockAcquire(shared->slots_lock, LW_SHARED);
+		used = hash_get_num_entries(slots);
+		LWLockRelease(shared->slots_lock);
+		memset(out, 0, sizeof(int64) * NUM_TXMQ_COUNTERS);
+		return used < txmq_max_subscriptions;
+	}
 	for (int i = 0; i < NUM_TXMQ_COUNTERS; i++)
 		out[i] = (int64) pg_atomic_read_u64(&slot->counters[i]);
 	return true;

@@ -130,6 +130,21 @@ _PG_init(void)
 		return;
 
 	txmq_preloaded = true;
+
+	/*
+	 * The launcher and every worker take a background worker slot, from
+	 * the max_worker_processes that the logical replication launcher,
+	 * parallel query and other extensions share.  With the defaults (8
+	 * and 8) fewer databases get a worker than txmq.max_workers promises:
+	 * say so once at start, the launcher warns again when a start fails.
+	 */
+	if (max_worker_processes < txmq_max_workers + 2)
+		ereport(LOG,
+				(errmsg("txmq: max_worker_processes = %d leaves room for at most %d txmq workers (txmq.max_workers = %d)",
+						max_worker_processes,
+						Max(max_worker_processes - 2, 0), txmq_max_workers),
+				 errdetail("txmq's launcher takes a slot, the logical replication launcher another, and parallel query borrows from the rest."),
+				 errhint("Set max_worker_processes to at least txmq.max_workers + 2 plus max_parallel_workers if every database with txmq should get its worker.")));
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = txmq_shmem_request_hook;
 	prev_shmem_startup_hook = shmem_startup_hook;

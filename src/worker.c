@@ -577,10 +577,18 @@ start_worker(Oid dboid)
 	ok = RegisterDynamicBackgroundWorker(&w, &handle);
 	MemoryContextSwitchTo(old);
 	if (!ok && !warned)
+	{
+		/* within launcher_scan's transaction */
+		char	   *dbname = get_database_name(dboid);
+
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("txmq launcher could not start a worker: no background worker slot is free"),
-				 errhint("Raise max_worker_processes.")));
+				 errmsg("txmq launcher could not start a worker for database \"%s\": no background worker slot is free",
+						dbname ? dbname : "?"),
+				 errdetail("max_worker_processes = %d is shared by txmq's launcher and workers, parallel query, logical replication and other extensions.",
+						   max_worker_processes),
+				 errhint("Raise max_worker_processes (restart): txmq needs one more than the databases it serves.")));
+	}
 	warned |= !ok;
 	return ok ? handle : NULL;
 }

@@ -348,6 +348,29 @@ undo(TxmqTouched *t)
 		txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
 }
 
+/*
+ * Without shared_preload_libraries there is no shared memory to count
+ * aborted attempts in, and a rolled-back transaction can write nothing:
+ * the messages come back with the attempt number they had, and a message
+ * whose transaction always aborts never reaches max_deliveries.  Refusing
+ * to receive would break lease mode, which counts fine (its attempt is
+ * written when the receive commits), so say it where it happens: in the
+ * client and in the server log, at each rollback that loses attempts.
+ */
+static void
+warn_uncounted(int ndelivered)
+{
+	if (txmq_preloaded || ndelivered == 0)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg_plural("txmq: the rolled-back delivery of %d message was not counted",
+						   "txmq: the rolled-back deliveries of %d messages were not counted",
+						   ndelivered, ndelivered),
+			 errdetail("txmq is not in shared_preload_libraries, so aborted attempts do not count toward max_deliveries: a message whose transaction always aborts is delivered again and again."),
+			 errhint("Add txmq to shared_preload_libraries and restart, or commit the receive before the work (lease mode).")));
+}
+
 /* Does the rollback of savepoint subid undo entry t? */
 static bool
 undone_by(const TxmqTouched *t, SubTransactionId subid)
@@ -387,10 +410,19 @@ xact_callback(XactEvent event, void *arg)
 			reset();
 			break;
 		case XACT_EVENT_ABORT:
-			release_claims();
-			for (int i = 0; i < touched.n; i++)
-				undo(&touched.items[i]);
-			reset();
+			{
+				int			ndelivered = 0;
+
+				release_claims();
+				for (int i = 0; i < touched.n; i++)
+				{
+					undo(&touched.items[i]);
+					ndelivered += touched.items[i].received_here &&
+						touched.items[i].delivered;
+				}
+				reset();
+				warn_uncounted(ndelivered);
+			}
 			break;
 		case XACT_EVENT_PREPARE:
 			/* only sends get here: rows are prepared, wakeups dropped */
@@ -406,6 +438,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
 	int			keep;
+	int			ndelivered = 0;
 
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
@@ -433,6 +466,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (undone_by(t, mySubid))
 		{
 			undo(t);
+			ndelivered += t->received_here && t->delivered;
 			continue;
 		}
 		/* what settled it was rolled back with the savepoint */
@@ -447,6 +481,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (tallies.items[i].subid != mySubid)
 			tallies.items[keep++] = tallies.items[i];
 	tallies.n = keep;
+	warn_uncounted(ndelivered);
 }
 
 void

@@ -114,8 +114,7 @@ UPDATE demo.checkout c
 ---------------------------------------------------------------------------
 CREATE SCHEMA order_app AUTHORIZATION order_app;
 -- Creating topics is not for everybody (see the txmq README, Privileges).
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO order_app;
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO order_app;
 SET ROLE order_app;
 
 -- dblink as a non-superuser must authenticate with a password.

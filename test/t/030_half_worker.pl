@@ -43,9 +43,8 @@ sub worker_pid
 sql(q{
 	CREATE ROLE app;
 	GRANT EXECUTE ON FUNCTION
-		txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text),
-		txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text,
-						  int, interval, interval, interval, boolean) TO app;
+		txmq.create_topic,
+		txmq.create_queue TO app;
 	CREATE SCHEMA shop AUTHORIZATION app;
 	SET ROLE app;
 	CREATE TABLE shop.orders (id int PRIMARY KEY);

@@ -51,7 +51,27 @@ my $before = $node->safe_psql('old', $census);
 is($before, '17 queued, 1 leased, 3 later, 1 dead, 1 half',
 	'0.1: every kind of message is there');
 
-$node->safe_psql('old', 'ALTER EXTENSION txmq UPDATE');
+# grants on the functions that 0.3 re-creates are reset, and the update
+# says which statements to run again
+$node->safe_psql('old', q{
+	CREATE ROLE up_app;
+	GRANT EXECUTE ON FUNCTION txmq.create_topic, txmq.create_queue TO up_app;
+});
+my ($up_rc, $up_out, $up_err) = $node->psql('old', 'ALTER EXTENSION txmq UPDATE');
+is($up_rc, 0, 'ALTER EXTENSION txmq UPDATE');
+like($up_err,
+	qr/WARNING:  txmq 0.3 re-creates create_topic, create_subscription and create_queue: privileges granted on them are reset\n.*GRANT EXECUTE ON FUNCTION txmq.create_queue TO up_app;\nGRANT EXECUTE ON FUNCTION txmq.create_topic TO up_app;/s,
+	'the update lists the grants to make again');
+$node->safe_psql('old', q{
+	GRANT EXECUTE ON FUNCTION txmq.create_queue TO up_app;
+	GRANT EXECUTE ON FUNCTION txmq.create_topic TO up_app;
+});
+is($node->safe_psql('old', q{
+	SET ROLE up_app; SELECT txmq.create_queue('up_app_q'); RESET ROLE;
+	SELECT txmq.drop_topic('up_app_q');
+	REVOKE EXECUTE ON FUNCTION txmq.create_topic, txmq.create_queue FROM up_app;
+	DROP ROLE up_app;
+	SELECT 'ok'}), "\n\nok", 'and they work when made again');
 is($node->safe_psql('old',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'txmq'}),
 	'0.3', 'updated to 0.3');

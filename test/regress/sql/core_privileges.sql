@@ -9,15 +9,13 @@ CREATE ROLE regress_core_owner;
 CREATE ROLE regress_core_app;
 CREATE ROLE regress_core_out;
 CREATE ROLE regress_core_member IN ROLE regress_core_app;
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO regress_core_owner;
-GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_core_owner;
+GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_core_owner;
 
 -- PUBLIC may not create topics
-SELECT has_function_privilege('regress_core_out', 'txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text)', 'EXECUTE') AS out_create_topic,
-	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean)', 'EXECUTE') AS out_create_queue;
+SELECT has_function_privilege('regress_core_out', 'txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text, boolean)', 'EXECUTE') AS out_create_topic,
+	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean, boolean)', 'EXECUTE') AS out_create_queue;
 -- no SECURITY DEFINER function without a pinned search_path
 SELECT count(*) AS unpinned_secdef FROM pg_proc
  WHERE pronamespace = 'txmq'::regnamespace AND prosecdef
@@ -188,10 +186,8 @@ RESET ROLE;
 SELECT txmq.drop_topic('core_pv_su', force => true);
 SELECT count(*) AS grants_left FROM txmq.grants
  WHERE grantee::text LIKE 'regress_core%';
-REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) FROM regress_core_owner;
-REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_core_owner;
+REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_core_owner;
 DROP ROLE regress_core_member;
 DROP ROLE regress_core_owner;

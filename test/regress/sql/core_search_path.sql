@@ -3,10 +3,8 @@
 -- RAISE comes first; every txmq function is then used.
 CREATE ROLE regress_core_sp_owner;
 CREATE ROLE regress_core_sp_other;
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO regress_core_sp_owner;
-GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_core_sp_owner;
+GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_core_sp_owner;
 CREATE SCHEMA core_evil AUTHORIZATION regress_core_sp_owner;
 SET ROLE regress_core_sp_owner;
@@ -119,9 +117,7 @@ SET client_min_messages = warning;
 DROP SCHEMA core_evil CASCADE;
 RESET client_min_messages;
 DROP ROLE regress_core_sp_other;
-REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) FROM regress_core_sp_owner;
-REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_core_sp_owner;
+REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_core_sp_owner;
 DROP ROLE regress_core_sp_owner;

@@ -14,10 +14,8 @@ GRANT EXECUTE ON FUNCTION pg_temp.half_err(text) TO PUBLIC;
 
 CREATE ROLE regress_half_app;
 CREATE ROLE regress_half_out;
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO regress_half_app;
-GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_half_app;
+GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_half_app;
 CREATE SCHEMA regress_half AUTHORIZATION regress_half_app;
 
@@ -240,10 +238,8 @@ SELECT txmq.drop_topic(t, force => true)
   FROM unnest(ARRAY['half_q', 'half_dl', 'half_ask', 'half_guc']) t;
 SELECT count(*) AS half_rows_left FROM txmq.half;
 DROP SCHEMA regress_half CASCADE;
-REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) FROM regress_half_app;
-REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_half_app;
+REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_half_app;
 DROP ROLE regress_half_app;
 DROP ROLE regress_half_out;

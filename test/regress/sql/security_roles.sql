@@ -13,10 +13,8 @@ GRANT EXECUTE ON FUNCTION pg_temp.core_err(text) TO PUBLIC;
 CREATE ROLE regress_sec_admin;
 CREATE ROLE regress_sec_app;
 CREATE ROLE regress_sec_out;
-GRANT EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) TO regress_sec_admin;
-GRANT EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_sec_admin;
+GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_sec_admin;
 
 -- txmq has no SECURITY DEFINER function at all; the internal functions are
@@ -201,10 +199,8 @@ RESET ROLE;
 DROP FUNCTION public.sec_check(txmq.message);
 DROP FUNCTION public.sec_check_escalate(txmq.message);
 DROP TABLE public.sec_check_calls;
-REVOKE EXECUTE ON FUNCTION txmq.create_topic(text, boolean, regprocedure,
-	interval, interval, int, text) FROM regress_sec_admin;
-REVOKE EXECUTE ON FUNCTION txmq.create_queue(text, boolean, regprocedure,
-	interval, interval, int, text, int, interval, interval, interval, boolean)
+REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_sec_admin;
+REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_sec_admin;
 DROP ROLE regress_sec_admin;
 DROP ROLE regress_sec_app;

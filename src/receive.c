@@ -474,6 +474,7 @@ receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 									  msg_id, attempt, taken,
 									  attempt <= sub->max_deliveries,
 									  until, rows[i]);
+			held->notify = sub->topic.notify;	/* for its lease or rollback */
 			if (!held->delivered)
 			{
 				/* its deliveries ran out: no attempt, whatever happens */
@@ -808,7 +809,11 @@ txmq_nack(PG_FUNCTION_ARGS)
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
 		txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1, msg_id);
-		txmq_notify_topic(&sub.topic);
+		/* and listeners when it is receivable: at commit, or when due */
+		if (ms == 0)
+			txmq_notify_topic(&sub.topic);
+		else if (sub.topic.notify)
+			txmq_xact_due(sub.topic.topic_id, due);
 	}
 	txmq_end(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
@@ -868,6 +873,9 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 		if (found)
 			txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1,
 						   DatumGetInt64(args[1]));
+		/* and the worker, to notify listeners when it runs out */
+		if (found && sub.topic.notify)
+			txmq_xact_due(sub.topic.topic_id, until);
 	}
 	txmq_end(&scope);
 	if (!found)

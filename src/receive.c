@@ -593,6 +593,18 @@ txmq_receive(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A message of an ordered subscription left it (acked or dead-lettered):
+ * the next message of its key, held back until now, becomes receivable
+ * when this transaction commits, and listeners must hear of it.
+ */
+static void
+key_released(const TxmqSub *sub)
+{
+	if (sub->ordered)
+		txmq_notify_topic(&sub->topic);
+}
+
+/*
  * ack and ack(array): settle those of ids that the caller holds.  Messages
  * received in this transaction are already deleted; leased ones are
  * deleted now.
@@ -641,6 +653,8 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 		n += deleted;
 	}
 	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_ACKED, n);
+	if (n > 0)
+		key_released(&sub);
 	txmq_end(&scope);
 	return n;
 }
@@ -776,7 +790,10 @@ txmq_nack(PG_FUNCTION_ARGS)
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, msg_id, &held);
 	if (attempt >= sub.max_deliveries)
+	{
 		dead_letter_found(&sub, msg_id, held, attempt, error);
+		key_released(&sub);
+	}
 	else if (attempt >= 0)
 	{
 		int64		ms = delay ? txmq_interval_ms(delay, "delay", 0,
@@ -832,8 +849,11 @@ txmq_reject(PG_FUNCTION_ARGS)
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
 	if (attempt >= 0)
+	{
 		dead_letter_found(&sub, PG_GETARG_INT64(2), held, attempt,
 						  error ? error : "rejected");
+		key_released(&sub);
+	}
 	txmq_end(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
 }

@@ -9,7 +9,9 @@
 #  4. a lease running out;
 #  5. a receive rolled back: the whole transaction, and a savepoint while
 #     the transaction goes on;
-#  6. a redrive.
+#  6. a redrive;
+#  7. in an ordered subscription, the ack that releases a key's next
+#     message.
 #
 # The listener is a psql session; after each notification it receives at
 # once, so a notification that came before its message was receivable
@@ -40,6 +42,8 @@ sub start_query
 	$bg->{stdout} = '';
 	$bg->{stderr} = '';
 	$bg->{stdin} .= "$q\n\\echo $m\n";
+	# the session's timer bounds one query, not the whole test
+	$bg->{timeout}->start() if $bg->{timeout};
 	$bg->{run}->pump_nb;
 	return $m;
 }
@@ -103,8 +107,7 @@ sub take
 }
 
 # Wait for the first notification on $channel; returns its sender's pid.
-# Before returning it reads once more, so that a second notification sent
-# with the first (a duplicate) is counted by the next take().
+# Any others stay pending, for the next take().
 sub wait_notify
 {
 	my ($channel, $what) = @_;
@@ -264,6 +267,21 @@ listener_run('SELECT 1;');
 is(scalar(take('txmq_nq')), 0, 'a reject makes nothing receivable');
 run_in($other, q{SELECT txmq.redrive('nq', 'nq');});
 notified('nq', $other_pid, '1:1', 'redrive');
+
+# ---- 7. an ordered subscription releases a key ----
+
+sql(q{SELECT txmq.create_queue('nq_ord', ordered => true)});
+listener_run('LISTEN txmq_nq_ord;');
+sql(q{BEGIN;
+	SELECT txmq.send('nq_ord', '{"n": 1}', key => 'k');
+	SELECT txmq.send('nq_ord', '{"n": 2}', key => 'k');
+	COMMIT;});
+wait_notify('txmq_nq_ord', 'ordered sends');
+take('txmq_nq_ord');
+my $first = run_in($other, q{SELECT msg_id FROM txmq.receive('nq_ord', 'nq_ord');});
+is(listener_receive('nq_ord'), '0:', "the key's next message waits while the first is leased");
+run_in($other, "SELECT txmq.ack('nq_ord', 'nq_ord', $first);");
+notified('nq_ord', $other_pid, '1:1', 'ordered: the ack releases the key');
 
 # ---- nothing else came ----
 

@@ -631,6 +631,8 @@ notify_round(void)
 void
 txmq_worker_main(Datum main_arg)
 {
+	TimestampTz round_at;		/* when the next full round is due */
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	/* the statement timeout of check functions cancels with SIGINT */
@@ -641,9 +643,10 @@ txmq_worker_main(Datum main_arg)
 	if (!claim_slot())
 		proc_exit(0);			/* another worker serves this database */
 
+	round_at = 0;
+
 	for (;;)
 	{
-		static TimestampTz round_at = 0;
 		TimestampTz now;
 		TimestampTz wake;
 

@@ -75,6 +75,7 @@ sub run_in
 
 my $l = $node->background_psql('postgres');
 my @pending;    # notifications read but not yet consumed: [channel, pid]
+my $l_pid;      # the listener's own (an ack in an ordered subscription)
 
 # Run $q in the listener; notifications that psql prints go to @pending,
 # the rest is returned.
@@ -87,7 +88,7 @@ sub listener_run
 		if ($line =~
 			/^Asynchronous notification "([^"]+)" received from server process with PID (\d+)\.$/)
 		{
-			push @pending, [ $1, $2 ];
+			push @pending, [ $1, $2 ] unless defined $l_pid && $2 == $l_pid;
 		}
 		else
 		{
@@ -159,6 +160,7 @@ sql(q{
 							 check_interval => '100 ms');
 });
 listener_run('LISTEN txmq_nq; LISTEN txmq_nq_late; LISTEN txmq_nq_off; LISTEN txmq_nq_half;');
+$l_pid = listener_run('SELECT pg_backend_pid();');
 my $worker = worker_pid();
 my $other = $node->background_psql('postgres');
 my $other_pid = run_in($other, 'SELECT pg_backend_pid();');

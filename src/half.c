@@ -197,10 +197,14 @@ apply_resolution(int64 msg_id)
 		topic.notify = DatumGetBool(cols[RET_NOTIFY]);
 		text_to_cstring_buffer(DatumGetTextPP(cols[RET_TOPIC]), topic.name,
 							   sizeof(topic.name));
+		/*
+		 * Receivable at once: vt = created_at, as for an undelayed send,
+		 * keeps the row out of msg_due_idx (see PLAN_NOTIFY_DUE).
+		 */
 		txmq_deliver(&topic, &msg_id, &cols[RET_PAYLOAD], 1,
 					 cols[RET_HEADERS], cols[RET_KEY], cols[RET_GROUP],
 					 argnulls, DatumGetTimestampTz(cols[RET_CREATED_AT]),
-					 GetCurrentTimestamp());
+					 DatumGetTimestampTz(cols[RET_CREATED_AT]));
 	}
 	else if (state == HALF_DEAD_LETTER)
 		dead_letter_half(msg_id, topic_id,

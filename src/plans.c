@@ -169,10 +169,46 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		JSONBOID, TEXTOID, TEXTOID, JSONBARRAYOID}
 	},
 
+	/*
+	 * When a long poll must look again.  A row not yet due was written due
+	 * later than it was created (delay, lease, backoff), so the condition
+	 * on created_at loses nothing and lets msg_due_idx answer.
+	 */
 	[PLAN_NEXT_DUE] = {
 		"SELECT pg_catalog.min(vt) FROM txmq.msg"
-		" WHERE sub_id" EQ "$1 AND vt" GT "$2",
+		" WHERE sub_id" EQ "$1 AND vt" GT "$2 AND vt" GT "created_at",
 		2, {INT4OID, TIMESTAMPTZOID}
+	},
+
+	/*
+	 * For the worker's notifications (worker.c): topics $1 whose time came,
+	 * with their earliest due time posted $2 and whether a rollback forced
+	 * a notification $3.  Notify a topic with notify on if forced or if any
+	 * row fell due from $2 to now $4, and return when its next row falls
+	 * due.  Both are range probes per subscription of msg_due_idx, which
+	 * holds only rows with vt > created_at: every row that was not
+	 * receivable when written.
+	 */
+	[PLAN_NOTIFY_DUE] = {
+		"SELECT t.topic_id, t.name,"
+		" f.forced OR EXISTS (SELECT FROM txmq.subscription s"
+		"  JOIN txmq.msg m ON m.sub_id" EQ "s.sub_id"
+		"  WHERE s.topic_id" EQ "t.topic_id AND m.vt" GT "m.created_at"
+		"  AND m.vt" GE "f.since AND m.vt" LE "$4),"
+		" (SELECT pg_catalog.min(n.vt) FROM txmq.subscription s,"
+		"  LATERAL (SELECT m.vt FROM txmq.msg m WHERE m.sub_id" EQ "s.sub_id"
+		"   AND m.vt" GT "m.created_at AND m.vt" GT "$4"
+		"   ORDER BY m.vt LIMIT 1) n"
+		"  WHERE s.topic_id" EQ "t.topic_id)"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"  pg_catalog.unnest($3)) AS f(topic_id, since, forced)"
+		" JOIN txmq.topic t ON t.topic_id" EQ "f.topic_id"
+		" WHERE t.notify",
+		4, {INT4ARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
+	},
+	[PLAN_NOTIFY_TOPICS] = {
+		"SELECT topic_id FROM txmq.topic WHERE notify ORDER BY topic_id",
+		0, {InvalidOid}
 	},
 
 	/* Put received rows back: as leases at commit, or nacked. */

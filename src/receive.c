@@ -483,6 +483,7 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 									  msg_id, attempt, taken,
 									  attempt <= sub->max_deliveries,
 									  until, rows[i]);
+			held->notify = sub->topic.notify;	/* for its lease or rollback */
 			if (!held->delivered)
 			{
 				/* its deliveries ran out: no attempt, whatever happens */
@@ -652,6 +653,18 @@ txmq_receive(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A message of an ordered subscription left it (acked or dead-lettered):
+ * the next message of its key, held back until now, becomes receivable
+ * when this transaction commits, and listeners must hear of it.
+ */
+static void
+key_released(const TxmqSub *sub)
+{
+	if (sub->ordered)
+		txmq_notify_topic(&sub->topic);
+}
+
+/*
  * ack and ack(array): settle those of ids that the caller holds.  Messages
  * received in this transaction are already deleted; leased ones are
  * deleted now.
@@ -700,6 +713,8 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 		n += deleted;
 	}
 	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_ACKED, n);
+	if (n > 0)
+		key_released(&sub);
 	txmq_end(&scope);
 	return n;
 }
@@ -835,7 +850,10 @@ txmq_nack(PG_FUNCTION_ARGS)
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, msg_id, &held);
 	if (attempt >= sub.max_deliveries)
+	{
 		dead_letter_found(&sub, msg_id, held, attempt, error);
+		key_released(&sub);
+	}
 	else if (attempt >= 0)
 	{
 		int64		ms = delay ? txmq_interval_ms(delay, "delay", 0,
@@ -868,7 +886,11 @@ txmq_nack(PG_FUNCTION_ARGS)
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
 		txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1, msg_id);
-		txmq_notify_topic(&sub.topic);
+		/* and listeners when it is receivable: at commit, or when due */
+		if (ms == 0)
+			txmq_notify_topic(&sub.topic);
+		else if (sub.topic.notify)
+			txmq_xact_due(sub.topic.topic_id, due);
 	}
 	txmq_end(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
@@ -887,8 +909,11 @@ txmq_reject(PG_FUNCTION_ARGS)
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
 	if (attempt >= 0)
+	{
 		dead_letter_found(&sub, PG_GETARG_INT64(2), held, attempt,
 						  error ? error : "rejected");
+		key_released(&sub);
+	}
 	txmq_end(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
 }
@@ -928,6 +953,9 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 		if (found)
 			txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1,
 						   DatumGetInt64(args[1]));
+		/* and the worker, to notify listeners when it runs out */
+		if (found && sub.topic.notify)
+			txmq_xact_due(sub.topic.topic_id, until);
 	}
 	txmq_end(&scope);
 	if (!found)

@@ -6,7 +6,9 @@
  * A send inserts one row per subscription of the topic in the caller's
  * transaction, so it becomes visible exactly when (and if) the caller
  * commits.  Receivers waiting on the topic's subscriptions are woken at
- * commit (xact.c), and NOTIFY txmq_<topic> is queued if the topic wants it.
+ * commit (xact.c), and NOTIFY txmq_<topic> is queued if the topic wants it:
+ * at commit for messages receivable then, or by the worker when delayed
+ * ones fall due (xact.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -92,7 +94,11 @@ txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
 		txmq_xact_wake(topic->topic_id, subs[i], vt > created_at ? 1 : n,
 					   ids[0]);
 	txmq_xact_tally(topic->topic_id, 0, CNT_SENT, n);
-	txmq_notify_topic(topic);
+	/* a listener told before the delay has passed would find nothing */
+	if (vt <= GetCurrentTimestamp())
+		txmq_notify_topic(topic);
+	else if (topic->notify && nsubs > 0)
+		txmq_xact_due(topic->topic_id, vt);
 	return n * nsubs;
 }
 

@@ -57,6 +57,20 @@
  * deletes that fail) and aborted attempts are not counted; a WARNING says
  * so.
  *
+ * Notifications owed by the worker.  A message that becomes receivable
+ * when no transaction commits (a delay, backoff or lease running out, a
+ * receive rolling back) must still be announced on txmq_<topic>.  The
+ * transaction that makes such a message due later posts its due time in
+ * the topic's slot (sub_id 0) when it commits, and one whose rollback makes
+ * messages receivable posts a forced notification; each slot keeps the
+ * earliest.  The database's worker takes what has come due (worker.c),
+ * asks the table whether anything did fall due and when the next row will,
+ * and posts that back.  A post that lowers a slot's time pokes the worker.
+ * So for every row due in the future either its slot's time is no later,
+ * or the worker, which reset the slot before taking its snapshot, sees the
+ * row (its post came after its commit).  Without a slot (table full) the
+ * topic gets only the notifications that commits send.
+ *
  * Without shared_preload_libraries none of this exists and every function
  * here is a no-op.
  *
@@ -93,6 +107,9 @@ typedef struct Slot
 	TimestampTz ready_after;
 	TimestampTz full_walk_at;	/* when a walk last started at 0 */
 	uint64		lowered;		/* wakes so far */
+	/* a topic's slot (sub_id 0): what its worker owes NOTIFY listeners */
+	TimestampTz notify_due;		/* earliest due time posted, or DT_NOEND */
+	bool		notify_forced;	/* notify even if no row turns out due */
 } Slot;
 
 typedef struct MsgKey
@@ -198,6 +215,8 @@ get_slot(int32 topic_id, int32 sub_id, bool create)
 		slot->ready_after = 0;
 		slot->full_walk_at = 0;
 		slot->lowered = 0;
+		slot->notify_due = DT_NOEND;
+		slot->notify_forced = false;
 	}
 	LWLockRelease(shared->slots_lock);
 
@@ -317,6 +336,74 @@ txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
 	else
 		for (int64 i = 0; i < nmessages; i++)
 			ConditionVariableSignal(&slot->cv);
+}
+
+/*
+ * Messages of a topic with notify on fall due at due (its transaction has
+ * committed), or, forced, are receivable again now without a commit: its
+ * worker must NOTIFY then.  Called from commit and abort paths: must not
+ * throw.
+ */
+void
+txmq_notify_post(int32 topic_id, TimestampTz due, bool forced)
+{
+	Slot	   *slot = get_slot(topic_id, 0, true);
+	bool		earlier = false;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (due < slot->notify_due)
+	{
+		slot->notify_due = due;
+		earlier = true;
+	}
+	slot->notify_forced |= forced;
+	SpinLockRelease(&slot->mutex);
+	if (earlier)
+		txmq_worker_notice(due);
+}
+
+/*
+ * For this database's worker: take (and clear) up to max topics whose
+ * notification time has come by now into fires; *next is the earliest time
+ * of those left, DT_NOEND if none.
+ */
+int
+txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
+				 TimestampTz *next)
+{
+	HASH_SEQ_STATUS seq;
+	Slot	   *slot;
+	int			n = 0;
+
+	*next = DT_NOEND;
+	if (slots == NULL)
+		return 0;
+	LWLockAcquire(shared->slots_lock, LW_SHARED);
+	hash_seq_init(&seq, slots);
+	while ((slot = hash_seq_search(&seq)) != NULL)
+	{
+		if (slot->key.dboid != MyDatabaseId || slot->key.sub_id != 0)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		if (!slot->notify_forced && slot->notify_due > now)
+			*next = Min(*next, slot->notify_due);
+		else if (n == max)
+			*next = Min(*next, now);	/* the next round takes it */
+		else
+		{
+			fires[n].topic_id = slot->key.topic_id;
+			fires[n].since = slot->notify_due;
+			fires[n].forced = slot->notify_forced;
+			n++;
+			slot->notify_due = DT_NOEND;
+			slot->notify_forced = false;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(shared->slots_lock);
+	return n;
 }
 
 void

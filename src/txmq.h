@@ -63,6 +63,8 @@ typedef enum TxmqPlanId
 	PLAN_SEND_ONE,
 	PLAN_SEND,
 	PLAN_NEXT_DUE,
+	PLAN_NOTIFY_DUE,
+	PLAN_NOTIFY_TOPICS,
 	PLAN_RESTORE,
 	PLAN_ACK,
 	PLAN_LOCK,
@@ -207,6 +209,18 @@ extern void txmq_scan_advance(int32 topic_id, int32 sub_id,
 							  const TxmqScanSeen *seen);
 extern void txmq_count(int32 topic_id, int32 sub_id, TxmqCounter c,
 					   int64 delta);
+
+/* A topic whose worker-sent notification is due (shmem.c, worker.c) */
+typedef struct TxmqNotifyFire
+{
+	int32		topic_id;
+	TimestampTz since;			/* its earliest due time posted */
+	bool		forced;			/* notify whatever the table says */
+} TxmqNotifyFire;
+
+extern void txmq_notify_post(int32 topic_id, TimestampTz due, bool forced);
+extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
+							 TimestampTz *next);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
 extern bool txmq_claimed_elsewhere(int32 sub_id, int64 msg_id);
@@ -233,6 +247,7 @@ typedef struct TxmqTouched
 	int64		msg_id;
 	bool		received_here;	/* else: settled here, received earlier */
 	bool		delivered;		/* received here and given to the caller */
+	bool		notify;			/* its topic has notify on (if received here) */
 	int32		taken;			/* aborted attempts taken over (shmem.c) */
 	int32		attempt;		/* delivery attempt, if received here */
 	TimestampTz lease_until;	/* lease to write at commit if unsettled */
@@ -257,6 +272,7 @@ extern void txmq_xact_tally(int32 topic_id, int32 sub_id, TxmqCounter c,
 							int64 delta);
 extern void txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages,
 						   int64 from_id);
+extern void txmq_xact_due(int32 topic_id, TimestampTz due);
 
 /* ---- send.c, shared with half.c ---- */
 extern int64 *txmq_next_msg_ids(int n);
@@ -305,5 +321,6 @@ extern void txmq_worker_shmem_init(void);
 extern void txmq_register_launcher(void);
 extern void txmq_poke_launcher(void);
 extern bool txmq_worker_running(void);
+extern void txmq_worker_notice(TimestampTz due);
 
 #endif							/* TXMQ_H */

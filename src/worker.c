@@ -30,6 +30,22 @@
  * messages older than txmq.half_retention.  Other timed maintenance belongs
  * in worker_round() too.
  *
+ * Notifications.  Between rounds, and as soon as one is due, the worker
+ * sends the NOTIFYs that no committing transaction can: for messages whose
+ * delay, backoff or lease ran out, and for messages a rollback made
+ * receivable again.  Transactions post when that will be in the topic's
+ * shared slot (shmem.c) and set the worker's latch if it would sleep past
+ * it.  notify_round() takes the topics whose time came, and in one
+ * transaction asks for each whether a row fell due since its posted time
+ * and when its next row will (a few index probes per subscription, see
+ * PLAN_NOTIFY_DUE), NOTIFYs those with a row due, once each, and posts
+ * their next times back.  Its cost follows the topics that have something
+ * due, not the size of the queues.  Rounds are at least NOTIFY_GAP_MS
+ * apart, so that leases running out one after another cost one
+ * transaction per gap, not one each.  Once per naptime the worker also
+ * reads which topics have notify on: a topic it did not know (at its
+ * start, or notify turned on) gets a round for everything already due.
+ *
  * DROP DATABASE.  dropdb() takes an AccessExclusiveLock on the database
  * and then waits up to 5 s for the other sessions to leave; it does not
  * signal background workers.  So before every round and every message, a
@@ -51,6 +67,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -63,6 +80,8 @@
 #include "storage/proc.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -77,6 +96,8 @@ PGDLLEXPORT void txmq_worker_main(Datum main_arg);
 #define WORKER_RESTART_MS 2000	/* least time between starts of a worker */
 #define WORKER_BATCH 100		/* half messages looked at per round */
 #define MAX_POKES 16
+#define NOTIFY_BATCH 256		/* topics notified per transaction */
+#define NOTIFY_GAP_MS 10		/* least time between notify rounds */
 
 typedef struct WorkerSlot
 {
@@ -84,6 +105,9 @@ typedef struct WorkerSlot
 	pid_t		pid;			/* the worker serving dboid; 0 once it exits */
 	bool		no_extension;	/* it exited: txmq is not installed */
 	bool		poked;			/* CREATE EXTENSION committed meanwhile */
+	Latch	   *latch;			/* the worker's, while pid != 0 */
+	TimestampTz notify_at;		/* when it next looks for due notifications;
+								 * DT_NOEND while it is looking */
 } WorkerSlot;
 
 typedef struct WorkerShared
@@ -113,6 +137,10 @@ static WorkerSlot *my_slot = NULL;
 static bool exit_no_extension = false;
 
 static bool poke_at_commit = false;
+
+/* the topics with notify on, as this worker last read them (sorted) */
+static int32 *notify_topics = NULL;
+static int	n_notify_topics = 0;
 
 Size
 txmq_worker_shmem_size(void)
@@ -198,6 +226,31 @@ reload_config_if_asked(void)
 	}
 }
 
+/*
+ * Messages of this database fall due for a NOTIFY at due (shmem.c): wake
+ * its worker if it would sleep past that.  Must not throw.
+ */
+void
+txmq_worker_notice(TimestampTz due)
+{
+	Latch	   *latch = NULL;
+
+	if (wshared == NULL)
+		return;
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+	{
+		WorkerSlot *s = &wshared->slots[i];
+
+		if (s->dboid == MyDatabaseId && s->pid != 0 &&
+			s->pid != MyProcPid && due < s->notify_at)
+			latch = s->latch;
+	}
+	SpinLockRelease(&wshared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
 /* ---- poking the launcher at CREATE EXTENSION ---- */
 
 static void
@@ -271,6 +324,7 @@ release_slot(int code, Datum arg)
 	if (my_slot->pid == MyProcPid)
 	{
 		my_slot->pid = 0;
+		my_slot->latch = NULL;
 		my_slot->no_extension = exit_no_extension;
 		if (!exit_no_extension)
 			my_slot->dboid = InvalidOid;
@@ -304,6 +358,8 @@ claim_slot(void)
 		my_slot->pid = MyProcPid;
 		my_slot->no_extension = false;
 		my_slot->poked = false;
+		my_slot->latch = MyLatch;
+		my_slot->notify_at = DT_NOEND;
 	}
 	SpinLockRelease(&wshared->mutex);
 	if (my_slot == NULL)
@@ -384,6 +440,48 @@ check_one(int64 msg_id)
 	error_context_stack = callback.previous;
 }
 
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Read which topics have notify on; those this worker did not know get a
+ * notification round for whatever of theirs is due already (everything,
+ * at the worker's start: no slot may remember what fell due while no
+ * worker ran).  Within a transaction.
+ */
+static void
+refresh_notify_topics(void)
+{
+	TxmqOwnerScope scope;
+	int32	   *ids;
+	int			n;
+
+	txmq_begin(&scope, false);
+	n = txmq_exec(PLAN_NOTIFY_TOPICS, NULL, NULL, 0);
+	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int32) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt32(txmq_col(i, 1, &isnull));
+		if (notify_topics == NULL ||
+			bsearch(&ids[i], notify_topics, n_notify_topics, sizeof(int32),
+					cmp_int32) == NULL)
+			txmq_notify_post(ids[i], DT_NOBEGIN, false);
+	}
+	txmq_end(&scope);
+	if (notify_topics)
+		pfree(notify_topics);
+	notify_topics = ids;
+	n_notify_topics = n;
+}
+
 /* One round of timed work; returns how long to sleep (ms) afterwards. */
 static long
 worker_round(void)
@@ -399,6 +497,7 @@ worker_round(void)
 	n = txmq_half_due(now, WORKER_BATCH, ids, &next_due);
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
 	txmq_reap_dropped(now);
+	refresh_notify_topics();
 	end_xact();
 
 	for (int i = 0; i < n; i++)
@@ -417,9 +516,123 @@ worker_round(void)
 	return Min((next_due - now + 999) / 1000, (TimestampTz) txmq_worker_naptime_ms);
 }
 
+/*
+ * NOTIFY the topics in fires whose time came (see the file header), and
+ * return the earliest next time posted back.  Within a transaction; the
+ * notifications go out when it commits.
+ */
+static TimestampTz
+notify_fired(TxmqNotifyFire *fires, int n, TimestampTz now)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *sinces = palloc(sizeof(Datum) * n);
+	Datum	   *forced = palloc(sizeof(Datum) * n);
+	Datum		args[4];
+	TxmqOwnerScope scope;
+	TimestampTz earliest = DT_NOEND;
+	int			rows;
+
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = Int32GetDatum(fires[i].topic_id);
+		sinces[i] = TimestampTzGetDatum(fires[i].since);
+		forced[i] = BoolGetDatum(fires[i].forced);
+	}
+	args[0] = PointerGetDatum(construct_array(ids, n, INT4OID, 4, true,
+											  TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(sinces, n, TIMESTAMPTZOID, 8,
+											  FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(forced, n, BOOLOID, 1, true,
+											  TYPALIGN_CHAR));
+	args[3] = TimestampTzGetDatum(now);
+
+	txmq_begin(&scope, false);
+	rows = txmq_exec(PLAN_NOTIFY_DUE, args, NULL, 0);
+	for (int i = 0; i < rows; i++)
+	{
+		TxmqTopic	topic;
+		bool		isnull;
+		Datum		next;
+
+		topic.topic_id = DatumGetInt32(txmq_col(i, 1, &isnull));
+		topic.notify = true;
+		text_to_cstring_buffer(DatumGetTextPP(txmq_col(i, 2, &isnull)),
+							   topic.name, sizeof(topic.name));
+		if (DatumGetBool(txmq_col(i, 3, &isnull)))
+			txmq_notify_topic(&topic);
+		next = txmq_col(i, 4, &isnull);
+		if (isnull)
+			continue;
+		/* a post of the worker's own does not set its latch */
+		txmq_notify_post(topic.topic_id, DatumGetTimestampTz(next), false);
+		earliest = Min(earliest, DatumGetTimestampTz(next));
+	}
+	txmq_end(&scope);
+	return earliest;
+}
+
+/*
+ * Send the notifications that have come due; returns when the next ones
+ * do (DT_NOEND: none known).
+ */
+static TimestampTz
+notify_round(void)
+{
+	static TimestampTz not_before = 0;
+	TxmqNotifyFire fires[NOTIFY_BATCH];
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next;
+	int			n;
+
+	if (now < not_before)
+		return not_before;
+
+	/* from here until it sleeps again, every post sets the latch */
+	SpinLockAcquire(&wshared->mutex);
+	my_slot->notify_at = DT_NOEND;
+	SpinLockRelease(&wshared->mutex);
+
+	n = txmq_notify_take(now, fires, NOTIFY_BATCH, &next);
+	if (n == 0)
+		return next;
+	not_before = now + NOTIFY_GAP_MS * (TimestampTz) 1000;
+
+	begin_xact("txmq: notifying listeners of messages now due");
+	exit_if_unwanted();
+	PG_TRY();
+	{
+		next = Min(next, notify_fired(fires, n, now));
+		end_xact();
+	}
+	PG_CATCH();
+	{
+		/* report, and try those topics again after a naptime */
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		RESUME_INTERRUPTS();
+		not_before = now + txmq_worker_naptime_ms * (TimestampTz) 1000;
+		for (int i = 0; i < n; i++)
+			txmq_notify_post(fires[i].topic_id, fires[i].since,
+							 fires[i].forced);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/*
+	 * Posts by others since the take have set the latch (notify_at is
+	 * DT_NOEND): the next call takes them, not sooner than the gap.
+	 */
+	return Max(next, not_before);
+}
+
 void
 txmq_worker_main(Datum main_arg)
 {
+	TimestampTz round_at;		/* when the next full round is due */
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	/* the statement timeout of check functions cancels with SIGINT */
@@ -430,17 +643,34 @@ txmq_worker_main(Datum main_arg)
 	if (!claim_slot())
 		proc_exit(0);			/* another worker serves this database */
 
+	round_at = 0;
+
 	for (;;)
 	{
-		long		sleep_ms;
+		TimestampTz now;
+		TimestampTz wake;
 
 		CHECK_FOR_INTERRUPTS();
 		reload_config_if_asked();
-		sleep_ms = worker_round();
-		if (sleep_ms > 0)
+		if (GetCurrentTimestamp() >= round_at)
+		{
+			long		ms = worker_round();
+
+			round_at = GetCurrentTimestamp() + ms * (TimestampTz) 1000;
+		}
+		wake = Min(round_at, notify_round());
+
+		/* committers whose due time comes sooner set the latch */
+		SpinLockAcquire(&wshared->mutex);
+		my_slot->notify_at = wake;
+		SpinLockRelease(&wshared->mutex);
+
+		now = GetCurrentTimestamp();
+		if (wake > now)
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
+							 (long) ((wake - now + 999) / 1000),
+							 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -54,6 +54,16 @@
  * Counters and wakeups are tallied here too and applied only at commit,
  * so a rolled-back send wakes no one and counts nothing.
  *
+ * NOTIFY.  A transaction that makes messages of a topic with notify on
+ * receivable at its commit notifies itself (Async_Notify, sent at commit,
+ * one per channel).  One that makes them receivable only later (a delayed
+ * send, a lease written at commit, a nack's backoff, an extended lease)
+ * tallies their due time, posted at commit to shared memory, where the
+ * worker finds it (shmem.c, worker.c).  A rollback cannot notify, so one
+ * that makes received messages receivable again asks the worker to
+ * notify at once; so does the rollback of a savepoint that received them,
+ * while its transaction goes on.
+ *
  *-------------------------------------------------------------------------
  */
 #include "txmq.h"
@@ -65,16 +75,18 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-/* A counter to add to, or receivers to wake, at commit */
+/* A counter to add to, receivers to wake, or a due time to post, at commit */
 #define WAKE NUM_TXMQ_COUNTERS
+#define DUE (NUM_TXMQ_COUNTERS + 1)
 
 typedef struct Tally
 {
 	int32		topic_id;
 	int32		sub_id;
-	int			kind;			/* a TxmqCounter, or WAKE */
+	int			kind;			/* a TxmqCounter, WAKE or DUE */
 	int64		delta;			/* WAKE: messages now available */
 	int64		from_id;		/* WAKE: the smallest of their ids */
+	TimestampTz due;			/* DUE: when messages of the topic fall due */
 	SubTransactionId subid;
 } Tally;
 
@@ -180,6 +192,7 @@ txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->msg_id = msg_id;
 	t->received_here = true;
 	t->delivered = delivered;
+	t->notify = false;			/* the caller sets it */
 	t->taken = taken;
 	t->attempt = attempt;
 	t->lease_until = lease_until;
@@ -249,7 +262,7 @@ txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
 	t->settle_subid = GetCurrentSubTransactionId();
 }
 
-static void
+static Tally *
 tally(int32 topic_id, int32 sub_id, int kind, int64 delta, int64 from_id)
 {
 	Tally	   *t = APPEND(tallies);
@@ -259,7 +272,9 @@ tally(int32 topic_id, int32 sub_id, int kind, int64 delta, int64 from_id)
 	t->kind = kind;
 	t->delta = delta;
 	t->from_id = from_id;
+	t->due = 0;
 	t->subid = GetCurrentSubTransactionId();
+	return t;
 }
 
 void
@@ -276,6 +291,23 @@ void
 txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
 {
 	tally(topic_id, sub_id, WAKE, nmessages, from_id);
+}
+
+/*
+ * At commit, tell the worker that messages of topic_id, which has notify
+ * on, fall due at due: it notifies then (see the file header).
+ */
+void
+txmq_xact_due(int32 topic_id, TimestampTz due)
+{
+	Tally	   *last = tallies.n > 0 ? &tallies.items[tallies.n - 1] : NULL;
+
+	/* a loop of delayed sends: one entry, the earliest */
+	if (last && last->kind == DUE && last->topic_id == topic_id &&
+		last->subid == GetCurrentSubTransactionId())
+		last->due = Min(last->due, due);
+	else
+		tally(topic_id, 0, DUE, 0, 0)->due = due;
 }
 
 static int
@@ -310,13 +342,24 @@ write_leases(void)
 
 	/*
 	 * A waiting receiver must learn when these leases run out: one wake
-	 * per subscription, from its smallest id.
+	 * per subscription, from its smallest id; and a listener too, when the
+	 * first of them runs out.
 	 */
 	qsort(held, n, sizeof(TxmqTouched *), cmp_sub_msg);
 	for (int i = 0; i < n; i++)
-		if (i == 0 || held[i]->sub_id != held[i - 1]->sub_id)
-			txmq_xact_wake(held[i]->topic_id, held[i]->sub_id, 1,
-						   held[i]->msg_id);
+	{
+		TimestampTz first = held[i]->lease_until;
+		int			j;
+
+		if (i > 0 && held[i]->sub_id == held[i - 1]->sub_id)
+			continue;
+		txmq_xact_wake(held[i]->topic_id, held[i]->sub_id, 1,
+					   held[i]->msg_id);
+		for (j = i + 1; j < n && held[j]->sub_id == held[i]->sub_id; j++)
+			first = Min(first, held[j]->lease_until);
+		if (held[i]->notify)
+			txmq_xact_due(held[i]->topic_id, first);
+	}
 }
 
 static void
@@ -330,6 +373,8 @@ apply_at_commit(void)
 
 		if (t->kind == WAKE)
 			txmq_wake(t->topic_id, t->sub_id, t->delta, t->from_id);
+		else if (t->kind == DUE)
+			txmq_notify_post(t->topic_id, t->due, false);
 		else
 			txmq_count(t->topic_id, t->sub_id, t->kind, t->delta);
 	}
@@ -346,6 +391,18 @@ undo(TxmqTouched *t)
 	txmq_unclaim(t->sub_id, t->msg_id, t->taken + (t->delivered ? 1 : 0));
 	if (t->received_here)
 		txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
+
+	/*
+	 * The rollback cannot notify: the worker must.  A received message is
+	 * receivable again now.  A leased one whose settling is undone is again
+	 * what it was, which is receivable only if its lease ran out meanwhile:
+	 * the worker notifies if any row of its topic is due (its query knows
+	 * whether the topic has notify on; this callback cannot look).
+	 */
+	if (t->received_here && t->notify)
+		txmq_notify_post(t->topic_id, DT_NOBEGIN, true);
+	else if (!t->received_here)
+		txmq_notify_post(t->topic_id, DT_NOBEGIN, false);
 }
 
 /*
@@ -403,6 +460,14 @@ xact_callback(XactEvent event, void *arg)
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("cannot PREPARE a transaction that has received txmq messages"),
 							 errhint("Receive in an ordinary transaction.")));
+			/* as PostgreSQL refuses it for a transaction that notifies */
+			for (int i = 0; i < tallies.n; i++)
+				if (tallies.items[i].kind == DUE)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot PREPARE a transaction that makes txmq messages due later in a topic with notify on"),
+							 errdetail("Their notification would be owed at commit, and a prepared transaction's commit sends none."),
+							 errhint("Use an ordinary transaction, or a topic with notify off.")));
 			break;
 		case XACT_EVENT_COMMIT:
 			release_claims();

@@ -164,8 +164,6 @@ txmq_check_payload(Jsonb *payload, const char *what, bool must_be_object)
  * So a cached lookup is exactly as current as a catalog lookup would be.
  * Role membership is not cached: has_privs_of_role() has its own cache.
  */
-#define MAX_CACHED_GRANTEES 32
-
 typedef struct LookupKey
 {
 	char		topic[TXMQ_NAME_MAXLEN + 1];
@@ -176,8 +174,8 @@ typedef struct LookupEntry
 {
 	LookupKey	key;
 	TxmqSub		sub;			/* sub_id 0 for a topic lookup */
-	int			ngrantees;		/* -1: not loaded, -2: too many to cache */
-	Oid			grantees[MAX_CACHED_GRANTEES];
+	int			ngrantees;		/* -1: not loaded */
+	Oid		   *grantees;
 	int			nsubs;			/* a topic's subscriptions; -1: not loaded */
 	int32	   *sub_ids;
 } LookupEntry;
@@ -243,10 +241,13 @@ catalog_changed(void)
 	CacheInvalidateRelcacheByRelid(txmq_relid("topic"));
 }
 
-/* Roles granted priv on the topic (send) or on sub_id (receive). */
+/*
+ * Roles granted priv on the topic (send) or on sub_id (receive), all of
+ * them, in an array allocated in cxt.
+ */
 static int
 load_grantees(int32 topic_id, int32 sub_id, TxmqPrivilege priv,
-			  Oid *out, int max)
+			  MemoryContext cxt, Oid **out)
 {
 	Datum		args[3];
 	int			n;
@@ -255,11 +256,12 @@ load_grantees(int32 topic_id, int32 sub_id, TxmqPrivilege priv,
 	args[1] = Int32GetDatum(priv == TXMQ_SEND ? 0 : sub_id);
 	args[2] = CStringGetTextDatum(privilege_names[priv]);
 	n = txmq_exec(PLAN_HAS_GRANT, args, NULL, 0);
-	for (int i = 0; i < n && i < max; i++)
+	*out = MemoryContextAlloc(cxt, sizeof(Oid) * (n + 1));
+	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		out[i] = DatumGetObjectId(txmq_col(i, 1, &isnull));
+		(*out)[i] = DatumGetObjectId(txmq_col(i, 1, &isnull));
 	}
 	return n;
 }
@@ -286,9 +288,9 @@ txmq_has_privilege(const TxmqTopic *topic, int32 sub_id, TxmqPrivilege priv)
 		return true;
 	if (priv == TXMQ_ADMIN)
 		return false;
-	grantees = palloc(sizeof(Oid) * 1024);
-	n = load_grantees(topic->topic_id, sub_id, priv, grantees, 1024);
-	return caller_is_among(grantees, Min(n, 1024));
+	n = load_grantees(topic->topic_id, sub_id, priv, CurrentMemoryContext,
+					  &grantees);
+	return caller_is_among(grantees, n);
 }
 
 /* Privilege check of a cached lookup: the grants are loaded once. */
@@ -299,15 +301,9 @@ entry_allows(LookupEntry *e, TxmqPrivilege priv)
 		return true;
 	if (priv == TXMQ_ADMIN)
 		return false;
-	if (e->ngrantees == -1)
-	{
-		int			n = load_grantees(e->sub.topic.topic_id, e->sub.sub_id,
-									  priv, e->grantees, MAX_CACHED_GRANTEES);
-
-		e->ngrantees = n > MAX_CACHED_GRANTEES ? -2 : n;
-	}
-	if (e->ngrantees == -2)
-		return txmq_has_privilege(&e->sub.topic, e->sub.sub_id, priv);
+	if (e->ngrantees < 0)
+		e->ngrantees = load_grantees(e->sub.topic.topic_id, e->sub.sub_id,
+									 priv, lookup_cxt, &e->grantees);
 	return caller_is_among(e->grantees, e->ngrantees);
 }
 

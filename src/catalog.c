@@ -42,8 +42,6 @@ PG_FUNCTION_INFO_V1(txmq_alter_topic);
 PG_FUNCTION_INFO_V1(txmq_alter_subscription);
 PG_FUNCTION_INFO_V1(txmq_grants);
 
-#define MS_PER_DAY ((int64) 86400 * 1000)
-
 /* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
@@ -54,13 +52,19 @@ static const char *const privilege_names[] = {"send", "receive", "admin"};
 
 /* ---- argument checks ---- */
 
-static void
-require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+/*
+ * Argument argno must not be null; hint, if not NULL, says what to pass
+ * instead.
+ */
+void
+txmq_require_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+				 const char *hint)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: %s must not be null", what)));
+				 errmsg("txmq: %s must not be null", what),
+				 hint ? errhint("%s", hint) : 0));
 }
 
 /* Argument argno as a validated topic or subscription name. */
@@ -70,7 +74,7 @@ txmq_arg_name(FunctionCallInfo fcinfo, int argno, const char *what)
 	char	   *name;
 	size_t		len;
 
-	require_arg(fcinfo, argno, what);
+	txmq_require_arg(fcinfo, argno, what, NULL);
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	len = strlen(name);
 	if (len < 1 || len > TXMQ_NAME_MAXLEN ||
@@ -128,13 +132,22 @@ arg_int_in(FunctionCallInfo fcinfo, int argno, const char *what,
 {
 	int32		v;
 
-	require_arg(fcinfo, argno, what);
+	txmq_require_arg(fcinfo, argno, what, NULL);
 	v = PG_GETARG_INT32(argno);
 	if (v < min || v > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("txmq: %s must be between %d and %d", what, min, max)));
 	return v;
+}
+
+/* Argument argno as a payload (send, send_half): not null. */
+Jsonb *
+txmq_arg_payload(FunctionCallInfo fcinfo, int argno)
+{
+	txmq_require_arg(fcinfo, argno, "payload",
+					 "Send '{}' or 'null'::jsonb for an empty message.");
+	return PG_GETARG_JSONB_P(argno);
 }
 
 void
@@ -530,8 +543,8 @@ check_exhausted(const char *exhausted)
 static void
 check_backoff(Interval *base, Interval *max)
 {
-	if (txmq_interval_ms(base, "backoff_base", 0, MS_PER_DAY) >
-		txmq_interval_ms(max, "backoff_max", 0, 7 * MS_PER_DAY))
+	if (txmq_interval_ms(base, "backoff_base", 0, MAX_BACKOFF_BASE_MS) >
+		txmq_interval_ms(max, "backoff_max", 0, MAX_BACKOFF_MAX_MS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("txmq: backoff_base must not exceed backoff_max")));
@@ -546,7 +559,7 @@ arg_if_not_exists(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_NARGS() <= argno)
 		return false;
-	require_arg(fcinfo, argno, "if_not_exists");
+	txmq_require_arg(fcinfo, argno, "if_not_exists", NULL);
 	return PG_GETARG_BOOL(argno);
 }
 
@@ -597,10 +610,10 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 	char	   *exhausted;
 	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
 
-	require_arg(fcinfo, 1, "notify");
-	require_arg(fcinfo, 3, "check_after");
-	require_arg(fcinfo, 4, "check_interval");
-	require_arg(fcinfo, 6, "on_checks_exhausted");
+	txmq_require_arg(fcinfo, 1, "notify", NULL);
+	txmq_require_arg(fcinfo, 3, "check_after", NULL);
+	txmq_require_arg(fcinfo, 4, "check_interval", NULL);
+	txmq_require_arg(fcinfo, 6, "on_checks_exhausted", NULL);
 	args[0] = CStringGetTextDatum(name);
 	args[1] = ObjectIdGetDatum(owner);
 	args[2] = PG_GETARG_DATUM(1);
@@ -609,10 +622,12 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 		args[3] = CStringGetTextDatum(check_function_text(PG_GETARG_OID(2),
 														  owner));
 	args[4] = PointerGetDatum(txmq_arg_interval(fcinfo, 3, "check_after",
-												0, MS_PER_DAY));
+												0, MAX_CHECK_AFTER_MS));
 	args[5] = PointerGetDatum(txmq_arg_interval(fcinfo, 4, "check_interval",
-												10, MS_PER_DAY));
-	args[6] = Int32GetDatum(arg_int_in(fcinfo, 5, "max_checks", 1, 1000));
+												MIN_CHECK_INTERVAL_MS,
+												MAX_CHECK_INTERVAL_MS));
+	args[6] = Int32GetDatum(arg_int_in(fcinfo, 5, "max_checks", 1,
+									   MAX_CHECKS));
 	exhausted = text_to_cstring(PG_GETARG_TEXT_PP(6));
 	check_exhausted(exhausted);
 	args[7] = CStringGetTextDatum(exhausted);
@@ -679,18 +694,21 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	TxmqOwnerScope scope;
 	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
 
-	args[2] = Int32GetDatum(arg_int_in(fcinfo, 2, "max_deliveries", 1, 1000));
-	require_arg(fcinfo, 3, "lease");
-	require_arg(fcinfo, 4, "backoff_base");
-	require_arg(fcinfo, 5, "backoff_max");
+	args[2] = Int32GetDatum(arg_int_in(fcinfo, 2, "max_deliveries", 1,
+									   MAX_DELIVERIES));
+	txmq_require_arg(fcinfo, 3, "lease", NULL);
+	txmq_require_arg(fcinfo, 4, "backoff_base", NULL);
+	txmq_require_arg(fcinfo, 5, "backoff_max", NULL);
 	args[3] = PointerGetDatum(txmq_arg_interval(fcinfo, 3, "lease",
-												10, MS_PER_DAY / 2));
-	base = txmq_arg_interval(fcinfo, 4, "backoff_base", 0, MS_PER_DAY);
-	max = txmq_arg_interval(fcinfo, 5, "backoff_max", 0, 7 * MS_PER_DAY);
+												MIN_LEASE_MS, MAX_LEASE_MS));
+	base = txmq_arg_interval(fcinfo, 4, "backoff_base", 0,
+							  MAX_BACKOFF_BASE_MS);
+	max = txmq_arg_interval(fcinfo, 5, "backoff_max", 0,
+							 MAX_BACKOFF_MAX_MS);
 	check_backoff(base, max);
 	args[4] = PointerGetDatum(base);
 	args[5] = PointerGetDatum(max);
-	require_arg(fcinfo, 6, "ordered");
+	txmq_require_arg(fcinfo, 6, "ordered", NULL);
 	args[6] = PG_GETARG_DATUM(6);
 
 	txmq_begin(&scope, true);
@@ -755,10 +773,11 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 	bool		had_function;
 
 	/* the values given, checked before anything is read */
-	(void) txmq_arg_interval(fcinfo, 3, "check_after", 0, MS_PER_DAY);
-	(void) txmq_arg_interval(fcinfo, 4, "check_interval", 10, MS_PER_DAY);
+	(void) txmq_arg_interval(fcinfo, 3, "check_after", 0, MAX_CHECK_AFTER_MS);
+	(void) txmq_arg_interval(fcinfo, 4, "check_interval",
+							 MIN_CHECK_INTERVAL_MS, MAX_CHECK_INTERVAL_MS);
 	if (!PG_ARGISNULL(5))
-		(void) arg_int_in(fcinfo, 5, "max_checks", 1, 1000);
+		(void) arg_int_in(fcinfo, 5, "max_checks", 1, MAX_CHECKS);
 	if (!PG_ARGISNULL(6))
 		check_exhausted(text_to_cstring(PG_GETARG_TEXT_PP(6)));
 	if (!PG_ARGISNULL(7) &&
@@ -876,10 +895,12 @@ txmq_alter_subscription(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	if (!PG_ARGISNULL(2))
-		(void) arg_int_in(fcinfo, 2, "max_deliveries", 1, 1000);
-	(void) txmq_arg_interval(fcinfo, 3, "lease", 10, MS_PER_DAY / 2);
-	(void) txmq_arg_interval(fcinfo, 4, "backoff_base", 0, MS_PER_DAY);
-	(void) txmq_arg_interval(fcinfo, 5, "backoff_max", 0, 7 * MS_PER_DAY);
+		(void) arg_int_in(fcinfo, 2, "max_deliveries", 1, MAX_DELIVERIES);
+	(void) txmq_arg_interval(fcinfo, 3, "lease", MIN_LEASE_MS, MAX_LEASE_MS);
+	(void) txmq_arg_interval(fcinfo, 4, "backoff_base", 0,
+							 MAX_BACKOFF_BASE_MS);
+	(void) txmq_arg_interval(fcinfo, 5, "backoff_max", 0,
+							 MAX_BACKOFF_MAX_MS);
 
 	txmq_begin_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
 	key[0] = Int32GetDatum(sub.topic.topic_id);
@@ -954,7 +975,7 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 	bool		isnull;
 	TxmqOwnerScope scope;
 
-	require_arg(fcinfo, 1, "force");
+	txmq_require_arg(fcinfo, 1, "force", NULL);
 	txmq_begin(&scope, true);
 	txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
 	arg = Int32GetDatum(topic.topic_id);
@@ -1041,8 +1062,8 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 	TxmqTopic	topic;
 	TxmqOwnerScope scope;
 
-	require_arg(fcinfo, 1, "role");
-	require_arg(fcinfo, 2, "privilege");
+	txmq_require_arg(fcinfo, 1, "role", NULL);
+	txmq_require_arg(fcinfo, 2, "privilege", NULL);
 	/* a regrole can hold any OID, e.g. 0; revoke may clean up such grants */
 	if (plan == PLAN_INSERT_GRANT &&
 		!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(1)))

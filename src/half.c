@@ -111,10 +111,7 @@ parse_state(Datum state)
 static int64
 arg_msg_id(FunctionCallInfo fcinfo)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: msg_id must not be null")));
+	txmq_require_arg(fcinfo, 0, "msg_id", NULL);
 	return PG_GETARG_INT64(0);
 }
 
@@ -334,12 +331,7 @@ txmq_send_half(PG_FUNCTION_ARGS)
 	TxmqOwnerScope scope;
 	TxmqTopic	topic;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: payload must not be null"),
-				 errhint("Send '{}' or 'null'::jsonb for an empty message.")));
-	txmq_check_payload(PG_GETARG_JSONB_P(1), "payload", false);
+	txmq_check_payload(txmq_arg_payload(fcinfo, 1), "payload", false);
 	txmq_check_headers_key(fcinfo, 2);
 	/* arguments 2 .. 5 are $4 .. $7 */
 	for (int i = 2; i <= 5; i++)

@@ -54,13 +54,6 @@ PG_FUNCTION_INFO_V1(txmq_dead_letters);
 PG_FUNCTION_INFO_V1(txmq_redrive);
 PG_FUNCTION_INFO_V1(txmq_claim_sql);
 
-#define MS_PER_DAY ((int64) 86400 * 1000)
-#define MIN_LEASE_MS 10
-#define MAX_LEASE_MS (MS_PER_DAY / 2)
-#define MAX_WAIT_MS ((int64) 3600 * 1000)
-#define MAX_DELAY_MS (30 * MS_PER_DAY)
-#define MAX_ERROR_BYTES 65536
-
 /* Move a leased message of sub to its dead letters; 1 if it was there. */
 int
 txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,

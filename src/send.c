@@ -25,9 +25,6 @@
 PG_FUNCTION_INFO_V1(txmq_send);
 PG_FUNCTION_INFO_V1(txmq_send_batch);
 
-#define MAX_KEY_BYTES 1024
-#define MAX_DELAY_MS ((int64) 30 * 86400 * 1000)
-
 /* Draw n message ids, allocated to outlive txmq_end(). */
 int64 *
 txmq_next_msg_ids(int n)
@@ -156,12 +153,7 @@ txmq_send(PG_FUNCTION_ARGS)
 {
 	Datum		payload;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: payload must not be null"),
-				 errhint("Send '{}' or 'null'::jsonb for an empty message.")));
-	payload = PointerGetDatum(PG_GETARG_JSONB_P(1));
+	payload = PointerGetDatum(txmq_arg_payload(fcinfo, 1));
 	PG_RETURN_INT64(send_payloads(fcinfo, &payload, 1)[0]);
 }
 
@@ -176,10 +168,7 @@ txmq_send_batch(PG_FUNCTION_ARGS)
 	int64	   *ids;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: payloads must not be null")));
+	txmq_require_arg(fcinfo, 1, "payloads", NULL);
 	arr = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,

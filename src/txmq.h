@@ -32,6 +32,26 @@
 
 #define TXMQ_NAME_MAXLEN 48
 
+/*
+ * Limits of arguments (_MS: milliseconds), defined once so that every
+ * function taking the same argument (create_* and alter_*, send and nack,
+ * receive and extend_lease) accepts the same values.
+ */
+#define MS_PER_DAY ((int64) 86400 * 1000)
+#define MIN_LEASE_MS 10
+#define MAX_LEASE_MS (MS_PER_DAY / 2)
+#define MAX_WAIT_MS ((int64) 3600 * 1000)
+#define MAX_DELAY_MS (30 * MS_PER_DAY)
+#define MAX_BACKOFF_BASE_MS MS_PER_DAY
+#define MAX_BACKOFF_MAX_MS (7 * MS_PER_DAY)
+#define MAX_CHECK_AFTER_MS MS_PER_DAY
+#define MIN_CHECK_INTERVAL_MS 10
+#define MAX_CHECK_INTERVAL_MS MS_PER_DAY
+#define MAX_DELIVERIES 1000
+#define MAX_CHECKS 1000
+#define MAX_KEY_BYTES 1024
+#define MAX_ERROR_BYTES 65536
+
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;
 extern int	txmq_max_batch;
@@ -144,6 +164,8 @@ typedef struct TxmqSub
 	bool		ordered;		/* one key at a time, in id order */
 } TxmqSub;
 
+extern void txmq_require_arg(FunctionCallInfo fcinfo, int argno,
+							 const char *what, const char *hint);
 extern char *txmq_arg_name(FunctionCallInfo fcinfo, int argno,
 						   const char *what);
 extern void txmq_lookup_topic(const char *name, TxmqPrivilege priv,
@@ -159,6 +181,7 @@ extern int64 txmq_interval_ms(const Interval *iv, const char *what,
 extern Interval *txmq_arg_interval(FunctionCallInfo fcinfo, int argno,
 								   const char *what, int64 min_ms,
 								   int64 max_ms);
+extern Jsonb *txmq_arg_payload(FunctionCallInfo fcinfo, int argno);
 extern void txmq_check_payload(Jsonb *payload, const char *what,
 							   bool must_be_object);
 extern int	txmq_topic_subscriptions(const TxmqTopic *topic,

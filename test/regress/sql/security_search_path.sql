@@ -1,13 +1,18 @@
 -- security_search_path: a hostile search_path must not get code run inside
--- txmq, which runs its statements as the extension owner (a superuser).
--- Extends core_search_path (which covers the core functions) to half
--- messages, check-back (every outcome: local_xid, check function, producer
--- group, checks exhausted into dead letters), long polls, array acks,
--- purge / drop of a topic with half messages, and to more look-alikes:
--- operators on int, bigint, text, xid8, interval, timestamptz and jsonb,
--- functions, aggregates, types, and temporary tables first in the path.
--- The attacker is a non-superuser that owns the topics and the evil schema.
+-- txmq, which runs its statements as the extension owner (a superuser),
+-- and txmq must not resolve anything through the caller's search_path.
+-- Look-alikes come first in the path: operators on int, bigint, text,
+-- xid8, interval, timestamptz and jsonb, functions, aggregates and types
+-- that RAISE, relations named like txmq's, and temporary tables.  Then
+-- every txmq function is used: the core ones (send, receive, settling,
+-- dead letters, redrive, a long poll, stats, grants, purge, drop), then
+-- half messages, check-back (every outcome: local_xid, check function,
+-- producer group, checks exhausted into dead letters), long polls, array
+-- acks, purge / drop of a topic with half messages.  The attacker is a
+-- non-superuser that owns the topics and the evil schema; another role
+-- gets grants.
 CREATE ROLE regress_sp_attacker;
+CREATE ROLE regress_sp_other;
 GRANT EXECUTE ON FUNCTION txmq.create_topic TO regress_sp_attacker;
 GRANT EXECUTE ON FUNCTION txmq.create_queue
 	TO regress_sp_attacker;
@@ -55,6 +60,9 @@ $do$;
 CREATE FUNCTION sp_evil.plus_i(int, int) RETURNS int LANGUAGE plpgsql AS
 	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
 CREATE OPERATOR sp_evil.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = sp_evil.plus_i);
+CREATE FUNCTION sp_evil.plus_b(bigint, bigint) RETURNS bigint LANGUAGE plpgsql AS
+	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
+CREATE OPERATOR sp_evil.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = sp_evil.plus_b);
 CREATE FUNCTION sp_evil.plus_ti(timestamptz, interval) RETURNS timestamptz LANGUAGE plpgsql AS
 	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
 CREATE OPERATOR sp_evil.+ (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = sp_evil.plus_ti);
@@ -122,6 +130,9 @@ CREATE FUNCTION sp_evil.agg_arr(anyarray, anyelement) RETURNS anyarray LANGUAGE 
 	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
 CREATE AGGREGATE sp_evil.array_agg(anyelement) (SFUNC = sp_evil.agg_arr, STYPE = anyarray);
 CREATE AGGREGATE sp_evil.jsonb_agg(anyelement) (SFUNC = sp_evil.agg_arr, STYPE = anyarray);
+CREATE FUNCTION sp_evil.agg_bigints(bigint[], bigint) RETURNS bigint[] LANGUAGE plpgsql AS
+	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
+CREATE AGGREGATE sp_evil.array_agg(bigint) (SFUNC = sp_evil.agg_bigints, STYPE = bigint[]);
 CREATE FUNCTION sp_evil.format(text, VARIADIC text[]) RETURNS text LANGUAGE plpgsql AS
 	$$BEGIN PERFORM sp_evil.trap(); RETURN NULL; END$$;
 CREATE FUNCTION sp_evil.jsonb_build_object(VARIADIC text[]) RETURNS jsonb LANGUAGE plpgsql AS
@@ -156,7 +167,51 @@ SELECT 'a'::text || 'b'::text;
 SELECT '{"a": 1}'::jsonb ->> 'a';
 SELECT pg_current_xact_id() = pg_current_xact_id();
 
--- ---- every txmq function, with the evil schema first ----
+-- ---- the core functions, with the evil schema first ----
+-- (the test's own queries spell pg_catalog.count and OPERATOR(pg_catalog.>))
+SELECT txmq.create_queue('core_sp', max_deliveries => 2, lease => '1 min');
+SELECT txmq.create_topic('core_sp2');
+SELECT txmq.create_subscription('core_sp2', 's');
+SELECT txmq.send('core_sp', '{"a": 1}', '{"h": 1}', 'k') AS id \gset
+SELECT pg_catalog.count(*) FROM txmq.send_batch('core_sp', ARRAY['1', '2']::jsonb[], delay => '1 h');
+SELECT txmq.send('core_sp2', '"x"', delay => '100 ms') OPERATOR(pg_catalog.>) 0 AS sent;
+SELECT payload, headers, key, attempt FROM txmq.receive('core_sp', 'core_sp');
+SELECT txmq.extend_lease('core_sp', 'core_sp', :id, '2 min') IS NOT NULL AS extended;
+SELECT txmq.nack('core_sp', 'core_sp', :id, '0', 'err');
+SELECT attempt FROM txmq.receive('core_sp', 'core_sp', 5, '1 min');
+SELECT txmq.ack('core_sp', 'core_sp', :id);
+SELECT txmq.ack('core_sp', 'core_sp', ARRAY[:id]);
+SELECT txmq.send('core_sp', '"r"') AS r \gset
+BEGIN;
+SELECT pg_catalog.count(*) FROM txmq.receive('core_sp', 'core_sp');
+SELECT txmq.reject('core_sp', 'core_sp', :r, 'bad');
+COMMIT;
+SELECT payload, attempts, last_error FROM txmq.dead_letters('core_sp', 'core_sp');
+SELECT txmq.redrive('core_sp', 'core_sp', ARRAY[:r]);
+SELECT txmq.redrive('core_sp', 'core_sp');
+BEGIN;
+SELECT pg_catalog.count(*) FROM txmq.receive('core_sp', 'core_sp');
+ROLLBACK;
+SELECT pg_catalog.count(*) FROM txmq.receive('core_sp', 'core_sp');
+SELECT txmq.nack('core_sp', 'core_sp', :r);
+-- long poll: waits for the delayed message of core_sp2
+SELECT payload FROM txmq.receive('core_sp2', 's', wait => '5 s');
+SELECT topic, subscription, ready, delayed, in_flight, dead, sent
+  FROM txmq.stats WHERE topic LIKE 'core_sp%' ORDER BY 1, 2;
+SELECT * FROM txmq._stats() WHERE false;
+SELECT txmq.grant('core_sp', 'regress_sp_other', 'send');
+SELECT txmq.grant('core_sp', 'regress_sp_other', 'receive', 'core_sp');
+SELECT txmq.revoke('core_sp', 'regress_sp_other', 'receive', 'core_sp');
+SELECT txmq.revoke('core_sp', 'regress_sp_other', 'send');
+SELECT txmq.purge('core_sp', 'core_sp');
+SELECT txmq.purge('core_sp');
+SELECT txmq.drop_subscription('core_sp2', 's');
+SELECT txmq.drop_topic('core_sp2');
+SELECT txmq.drop_topic('core_sp', force => true);
+-- errors are reported normally too
+SELECT txmq.drop_topic('core_sp');
+
+-- ---- half messages and the rest, with the evil schema first ----
 SELECT txmq.create_topic('sp_half', check_function => 'public.sp_check(txmq.message)',
 						 check_after => '1 h', check_interval => '1 s', max_checks => 2,
 						 on_checks_exhausted => 'dead_letter');
@@ -240,6 +295,7 @@ SET client_min_messages = warning;
 DROP SCHEMA sp_evil CASCADE;
 RESET client_min_messages;
 DROP FUNCTION public.sp_check(txmq.message);
+DROP ROLE regress_sp_other;
 REVOKE EXECUTE ON FUNCTION txmq.create_topic FROM regress_sp_attacker;
 REVOKE EXECUTE ON FUNCTION txmq.create_queue
 	FROM regress_sp_attacker;

@@ -1,4 +1,4 @@
--- admin_alter: alter_topic, alter_subscription, if_not_exists on create_*,
+-- core_alter: alter_topic, alter_subscription, if_not_exists on create_*,
 -- grants(), and every bad input of them (each changes nothing).
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set core_err :abs_srcdir '/sql/include/core_err.sql'

@@ -702,9 +702,9 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	args[3] = PointerGetDatum(txmq_arg_interval(fcinfo, 3, "lease",
 												MIN_LEASE_MS, MAX_LEASE_MS));
 	base = txmq_arg_interval(fcinfo, 4, "backoff_base", 0,
-							  MAX_BACKOFF_BASE_MS);
+							 MAX_BACKOFF_BASE_MS);
 	max = txmq_arg_interval(fcinfo, 5, "backoff_max", 0,
-							 MAX_BACKOFF_MAX_MS);
+							MAX_BACKOFF_MAX_MS);
 	check_backoff(base, max);
 	args[4] = PointerGetDatum(base);
 	args[5] = PointerGetDatum(max);

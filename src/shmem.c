@@ -145,7 +145,6 @@ txmq_shmem_request(void)
 											  sizeof(Slot)));
 	RequestAddinShmemSpace(hash_estimate_size(txmq_max_tracked_messages,
 											  sizeof(MsgState)));
-	RequestAddinShmemSpace(txmq_worker_shmem_size());
 	RequestNamedLWLockTranche("txmq", 2);
 }
 
@@ -176,7 +175,6 @@ txmq_shmem_startup(void)
 	msgs = ShmemInitHash("txmq messages", txmq_max_tracked_messages,
 						 txmq_max_tracked_messages, &info,
 						 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-	txmq_worker_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -41,6 +41,7 @@ txmq_shmem_request_hook(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	txmq_shmem_request();
+	txmq_worker_shmem_request();
 }
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -51,6 +52,7 @@ txmq_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	txmq_shmem_startup();
+	txmq_worker_shmem_startup();
 }
 
 static void

@@ -339,8 +339,8 @@ extern void txmq_reclaim_storage(void);
 extern void txmq_reap_dropped(TimestampTz now);
 
 /* ---- worker.c ---- */
-extern Size txmq_worker_shmem_size(void);
-extern void txmq_worker_shmem_init(void);
+extern void txmq_worker_shmem_request(void);
+extern void txmq_worker_shmem_startup(void);
 extern void txmq_register_launcher(void);
 extern void txmq_poke_launcher(void);
 extern bool txmq_worker_running(void);

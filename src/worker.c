@@ -142,26 +142,34 @@ static bool poke_at_commit = false;
 static int32 *notify_topics = NULL;
 static int	n_notify_topics = 0;
 
-Size
-txmq_worker_shmem_size(void)
+static Size
+worker_shmem_size(void)
 {
 	return add_size(offsetof(WorkerShared, slots),
 					mul_size(sizeof(WorkerSlot), txmq_max_workers));
 }
 
-/* Called with AddinShmemInitLock held. */
+/* From the shmem_request_hook (txmq.c). */
 void
-txmq_worker_shmem_init(void)
+txmq_worker_shmem_request(void)
+{
+	RequestAddinShmemSpace(worker_shmem_size());
+}
+
+/* From the shmem_startup_hook (txmq.c). */
+void
+txmq_worker_shmem_startup(void)
 {
 	bool		found;
 
-	wshared = ShmemInitStruct("txmq workers", txmq_worker_shmem_size(),
-							  &found);
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	wshared = ShmemInitStruct("txmq workers", worker_shmem_size(), &found);
 	if (!found)
 	{
-		memset(wshared, 0, txmq_worker_shmem_size());
+		memset(wshared, 0, worker_shmem_size());
 		SpinLockInit(&wshared->mutex);
 	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
 void

@@ -3,7 +3,7 @@
  * plans.c
  *	  Every SQL statement txmq runs, prepared once per backend.
  *
- * The statements run as the extension owner (see txmq_begin), so they must
+ * The statements run as the extension owner (see txmq_begin, scope.c), so they must
  * not resolve anything through the caller's search_path: every table is
  * schema-qualified and every operator and function is written as
  * OPERATOR(pg_catalog.x) / pg_catalog.f.  A caller who puts their own "="
@@ -14,15 +14,11 @@
 #include "txmq.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "jit/jit.h"
-#include "miscadmin.h"
 #include "optimizer/planner.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 #define EQ " OPERATOR(pg_catalog.=) "
 #define NE " OPERATOR(pg_catalog.<>) "
@@ -564,126 +560,33 @@ txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull, long limit)
 	return (int) SPI_processed;
 }
 
-/* The owner of schema txmq, i.e. whoever ran CREATE EXTENSION. */
-static Oid
-extension_owner(void)
-{
-	Oid			nsp = get_namespace_oid("txmq", true);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(nsp))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"txmq\" is not installed in this database"),
-				 errhint("Run CREATE EXTENSION txmq.")));
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for namespace %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static Oid	current_caller = InvalidOid;
-
-/* The role that called the txmq function now running. */
-Oid
-txmq_caller(void)
-{
-	return OidIsValid(current_caller) ? current_caller : GetUserId();
-}
-
 /*
- * An error skips txmq_end().  Like PostgreSQL with the user id itself,
- * restore the caller the (sub)transaction that the error aborts started
- * with, so that an enclosing txmq function (the worker calling a check
- * function that calls txmq, say) goes on with its own caller.
+ * An error skips the decrement in txmq_exec(): the (sub)transaction it
+ * aborts resets the count.  (Nested txmq_exec() calls, the worker's check
+ * function calling txmq, run in subtransactions of their own.)
  */
-static Oid *caller_at_level = NULL;
-static int	ncaller_levels = 0;
-
 static void
-caller_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
+plans_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
-
-	if (event == SUBXACT_EVENT_START_SUB)
-	{
-		if (level >= ncaller_levels)
-		{
-			int			n = Max(level + 1, 2 * ncaller_levels);
-
-			caller_at_level = caller_at_level
-				? repalloc(caller_at_level, n * sizeof(Oid))
-				: MemoryContextAlloc(TopMemoryContext, n * sizeof(Oid));
-			ncaller_levels = n;
-		}
-		caller_at_level[level] = current_caller;
-	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		if (level < ncaller_levels)
-			current_caller = caller_at_level[level];
+	if (event == SUBXACT_EVENT_ABORT_SUB)
 		exec_depth = 0;
-	}
 }
 
 static void
-caller_xact_callback(XactEvent event, void *arg)
+plans_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT)
-	{
-		current_caller = InvalidOid;
 		exec_depth = 0;
-	}
 }
 
 void
-txmq_scope_init(void)
+txmq_plans_init(void)
 {
-	RegisterXactCallback(caller_xact_callback, NULL);
-	RegisterSubXactCallback(caller_subxact_callback, NULL);
+	RegisterXactCallback(plans_xact_callback, NULL);
+	RegisterSubXactCallback(plans_subxact_callback, NULL);
 	prev_planner_hook = planner_hook;
 	planner_hook = txmq_planner;
-}
-
-/*
- * Connect to SPI and act as the extension owner until txmq_end().  The
- * caller's privileges on the topic are checked by txmq_lookup_*; the
- * tables themselves are not granted to anyone.  An error unwinds both the
- * SPI connection and the user switch with the (sub)transaction.
- */
-void
-txmq_begin(TxmqOwnerScope *scope, bool writes)
-{
-	if (writes && RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("txmq cannot change queues on a hot standby"),
-				 errhint("Producers and consumers must connect to the primary.")));
-	if (writes && XactReadOnly)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("txmq cannot change queues in a read-only transaction"),
-				 errhint("Sending, receiving and settling messages write; "
-						 "use a read-write transaction.")));
-	GetUserIdAndSecContext(&scope->save_user, &scope->save_sec);
-	scope->save_caller = current_caller;
-	current_caller = scope->save_user;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "txmq: SPI_connect failed");
-	SetUserIdAndSecContext(extension_owner(),
-						   scope->save_sec | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-void
-txmq_end(TxmqOwnerScope *scope)
-{
-	SetUserIdAndSecContext(scope->save_user, scope->save_sec);
-	current_caller = scope->save_caller;
-	SPI_finish();
 }
 
 Datum

@@ -126,6 +126,7 @@ _PG_init(void)
 	define_gucs();
 	MarkGUCPrefixReserved("txmq");
 	txmq_xact_init();
+	txmq_plans_init();
 	txmq_scope_init();
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -119,8 +119,13 @@ typedef enum TxmqPlanId
 
 extern int	txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull,
 					  long limit);
+extern void txmq_plans_init(void);
 
-/* Run a block of txmq_exec calls as the extension owner. */
+/* Result helpers: read column n (1-based) of row r of SPI_tuptable. */
+extern Datum txmq_col(int row, int col, bool *isnull);
+extern void txmq_return_tuptable(FunctionCallInfo fcinfo);
+
+/* ---- scope.c: run a block of txmq_exec calls as the extension owner ---- */
 typedef struct TxmqOwnerScope
 {
 	Oid			save_user;
@@ -132,10 +137,6 @@ extern void txmq_begin(TxmqOwnerScope *scope, bool writes);
 extern void txmq_end(TxmqOwnerScope *scope);
 extern Oid	txmq_caller(void);
 extern void txmq_scope_init(void);
-
-/* Result helpers: read column n (1-based) of row r of SPI_tuptable. */
-extern Datum txmq_col(int row, int col, bool *isnull);
-extern void txmq_return_tuptable(FunctionCallInfo fcinfo);
 
 /* ---- catalog.c ---- */
 typedef enum TxmqPrivilege

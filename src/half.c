@@ -662,7 +662,7 @@ check_half(int64 msg_id, TimestampTz due_before)
 
 /* The worker: check msg_id if it is due by now. */
 void
-txmq_half_check(int64 msg_id, TimestampTz now)
+txmq_check_half(int64 msg_id, TimestampTz now)
 {
 	check_half(msg_id, now);
 }

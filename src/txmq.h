@@ -332,7 +332,7 @@ extern void txmq_sleep(ConditionVariable *cv, long ms);
 /* ---- half.c, for the worker ---- */
 extern int	txmq_half_due(TimestampTz now, int max, int64 *ids,
 						  TimestampTz *next_due);
-extern void txmq_half_check(int64 msg_id, TimestampTz now);
+extern void txmq_check_half(int64 msg_id, TimestampTz now);
 extern void txmq_half_reclaim(TimestampTz before);
 
 /* ---- reclaim.c ---- */

@@ -432,7 +432,7 @@ check_one(int64 msg_id)
 	error_context_stack = &callback;
 	PG_TRY();
 	{
-		txmq_half_check(msg_id, GetCurrentTimestamp());
+		txmq_check_half(msg_id, GetCurrentTimestamp());
 		end_xact();
 	}
 	PG_CATCH();

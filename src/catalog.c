@@ -432,9 +432,9 @@ txmq_lookup_topic(const char *name, TxmqPrivilege priv, TxmqTopic *topic)
 }
 
 /* Find a subscription and check the caller's privilege; within txmq_begin. */
-void
-txmq_lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
-				TxmqSub *out)
+static void
+lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
+		   TxmqSub *out)
 {
 	LookupEntry *e = lookup(topic, sub);
 
@@ -466,7 +466,7 @@ txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv, bool writes,
 	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 
 	txmq_begin(scope, writes);
-	txmq_lookup_sub(topic, name, priv, sub);
+	lookup_sub(topic, name, priv, sub);
 }
 
 /* NOTIFY txmq_<topic> at commit, if the topic wants it. */
@@ -1019,9 +1019,8 @@ lookup_admin_target(FunctionCallInfo fcinfo, const char *topic_name,
 		txmq_lookup_topic(topic_name, TXMQ_ADMIN, topic);
 		return 0;
 	}
-	txmq_lookup_sub(topic_name,
-					txmq_arg_name(fcinfo, sub_argno, "subscription"),
-					TXMQ_ADMIN, &sub);
+	lookup_sub(topic_name, txmq_arg_name(fcinfo, sub_argno, "subscription"),
+			   TXMQ_ADMIN, &sub);
 	*topic = sub.topic;
 	return sub.sub_id;
 }

@@ -173,8 +173,6 @@ extern void txmq_lookup_topic(const char *name, TxmqPrivilege priv,
 							  TxmqTopic *topic);
 extern bool txmq_has_privilege(const TxmqTopic *topic, int32 sub_id,
 							   TxmqPrivilege priv);
-extern void txmq_lookup_sub(const char *topic, const char *sub,
-							TxmqPrivilege priv, TxmqSub *out);
 extern void txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv,
 						   bool writes, TxmqOwnerScope *scope, TxmqSub *sub);
 extern int64 txmq_interval_ms(const Interval *iv, const char *what,
@@ -343,7 +341,6 @@ extern void txmq_reap_dropped(TimestampTz now);
 extern void txmq_worker_shmem_request(void);
 extern void txmq_worker_shmem_startup(void);
 extern void txmq_register_launcher(void);
-extern void txmq_poke_launcher(void);
 extern bool txmq_worker_running(void);
 extern void txmq_worker_notice(TimestampTz due);
 

@@ -291,8 +291,8 @@ poke_callback(XactEvent event, void *arg)
 }
 
 /* Have the launcher (re)consider this database when this transaction commits. */
-void
-txmq_poke_launcher(void)
+static void
+poke_launcher(void)
 {
 	static bool registered = false;
 
@@ -318,7 +318,7 @@ txmq_poke_launcher_sql(PG_FUNCTION_ARGS)
 				 errdetail("Sending and receiving work; long polls poll, txmq.stats shows no counters and worker_running = false."),
 				 errhint("Add txmq to shared_preload_libraries and restart the server.")));
 	else
-		txmq_poke_launcher();
+		poke_launcher();
 	PG_RETURN_VOID();
 }
 

@@ -3,8 +3,8 @@
  * plans.c
  *	  Every SQL statement txmq runs, prepared once per backend.
  *
- * The statements run as the extension owner (see txmq_begin, scope.c), so they must
- * not resolve anything through the caller's search_path: every table is
+ * The statements run as the extension owner (scope.c), so they must not
+ * resolve anything through the caller's search_path: every table is
  * schema-qualified and every operator and function is written as
  * OPERATOR(pg_catalog.x) / pg_catalog.f.  A caller who puts their own "="
  * ahead of pg_catalog therefore cannot get code run as the owner.

@@ -3,7 +3,7 @@
 
 EXTENSION = txmq
 MODULE_big = txmq
-OBJS = src/txmq.o src/shmem.o src/plans.o src/catalog.o src/xact.o \
+OBJS = src/txmq.o src/shmem.o src/plans.o src/catalog.o src/held.o src/xact.o \
 	src/send.o src/receive.o src/poll.o src/half.o src/worker.o src/reclaim.o
 DATA = $(wildcard sql/txmq--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src

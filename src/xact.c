@@ -119,7 +119,7 @@ typedef struct Entry
 	bool		notify;			/* its topic has notify on (if received here) */
 	bool		settled;
 	int32		taken;			/* aborted attempts taken over (shmem.c) */
-	const text *key;			/* its key if received here, or NULL */
+	const text *key;			/* its key, if received here with one */
 	int			older;			/* the message's previous entry, or -1 */
 } Entry;
 
@@ -274,12 +274,10 @@ msg_slot(int32 sub_id, int64 msg_id, HASHACTION action, bool *found)
 static int
 find_received(int32 sub_id, int64 msg_id, bool settled)
 {
-	MsgSlot    *slot;
+	MsgSlot    *slot = by_msg ? msg_slot(sub_id, msg_id, HASH_FIND, NULL)
+		: NULL;
 
-	if (by_msg == NULL ||
-		(slot = msg_slot(sub_id, msg_id, HASH_FIND, NULL)) == NULL)
-		return -1;
-	for (int i = slot->newest; i >= 0; i = entries.items[i].older)
+	for (int i = slot ? slot->newest : -1; i >= 0; i = entries.items[i].older)
 	{
 		const Entry *e = &entries.items[i];
 

@@ -5,11 +5,11 @@
  *	  letters and redrive.
  *
  * receive claims ready rows (shmem.c) and deletes them in the caller's
- * transaction: an ack in the same transaction then writes nothing, and
- * xact.c puts rows still held at commit back as leases.  A long poll
- * sleeps on the subscription's condition variable, which committing
- * senders signal (shmem.c), and wakes by itself when the next delayed or
- * leased message of the subscription becomes due.
+ * transaction, which holds them in its ledger (xact.c): an ack in the same
+ * transaction then writes nothing, and rows still held at commit go back
+ * as leases.  A long poll sleeps on the subscription's condition variable,
+ * which committing senders signal (shmem.c), and wakes by itself when the
+ * next delayed or leased message of the subscription becomes due.
  *
  * Between attempts a waiting receive holds no row locks and no snapshot of
  * its own; like any running statement it does keep the snapshot of the
@@ -39,7 +39,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -55,9 +54,9 @@ PG_FUNCTION_INFO_V1(txmq_redrive);
 PG_FUNCTION_INFO_V1(txmq_claim_sql);
 
 /* Move a leased message of sub to its dead letters; 1 if it was there. */
-int
-txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
-				 const char *error)
+static int
+dead_letter_leased(const TxmqSub *sub, int64 msg_id, int32 attempts,
+				   const char *error)
 {
 	Datum		args[4];
 	bool		nulls[4] = {false, false, false, error == NULL};
@@ -68,142 +67,9 @@ txmq_dead_letter(const TxmqSub *sub, int64 msg_id, int32 attempts,
 	args[2] = Int32GetDatum(attempts);
 	args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n = txmq_exec(PLAN_DEAD_LETTER, args, nulls, 0);
-	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, msg_id, NULL);
+	txmq_xact_settled_leased(sub->topic.topic_id, sub->sub_id, msg_id);
 	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, n);
 	return n;
-}
-
-/* The descriptor of a received row, TXMQ_ROW_* columns. */
-TupleDesc
-txmq_row_desc(void)
-{
-	static TupleDesc desc = NULL;
-
-	if (desc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		desc = CreateTemplateTupleDesc(TXMQ_ROW_NATTS);
-		TupleDescInitEntry(desc, TXMQ_ROW_MSG_ID, "msg_id", INT8OID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_PAYLOAD, "payload", JSONBOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_HEADERS, "headers", JSONBOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_KEY, "key", TEXTOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_ATTEMPT, "attempt", INT4OID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_CREATED_AT, "created_at",
-						   TIMESTAMPTZOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_LAST_ERROR, "last_error",
-						   TEXTOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_PRODUCER_GROUP, "producer_group",
-						   TEXTOID, -1, 0);
-		MemoryContextSwitchTo(old);
-	}
-	return desc;
-}
-
-/* A received (deleted) message straight to the dead letters. */
-static void
-dead_letter_held(const TxmqSub *sub, TxmqTouched *held, int32 attempts,
-				 const char *error)
-{
-	Datum		row[TXMQ_ROW_NATTS];
-	bool		rownulls[TXMQ_ROW_NATTS];
-	Datum		args[9];
-	bool		nulls[9] = {0};
-
-	heap_deform_tuple(held->row, txmq_row_desc(), row, rownulls);
-	args[0] = Int32GetDatum(held->sub_id);
-	args[1] = Int64GetDatum(held->msg_id);
-	args[2] = row[TXMQ_ROW_CREATED_AT - 1];
-	args[3] = row[TXMQ_ROW_PAYLOAD - 1];
-	args[4] = row[TXMQ_ROW_HEADERS - 1];
-	nulls[4] = rownulls[TXMQ_ROW_HEADERS - 1];
-	args[5] = row[TXMQ_ROW_KEY - 1];
-	nulls[5] = rownulls[TXMQ_ROW_KEY - 1];
-	args[6] = row[TXMQ_ROW_PRODUCER_GROUP - 1];
-	nulls[6] = rownulls[TXMQ_ROW_PRODUCER_GROUP - 1];
-	args[7] = Int32GetDatum(attempts);
-	args[8] = error ? CStringGetTextDatum(error)
-		: row[TXMQ_ROW_LAST_ERROR - 1];
-	nulls[8] = error == NULL && rownulls[TXMQ_ROW_LAST_ERROR - 1];
-	txmq_exec(PLAN_DEAD_LETTER_ROW, args, nulls, 0);
-	txmq_xact_settled(sub->topic.topic_id, sub->sub_id, held->msg_id, held);
-	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, 1);
-}
-
-static Datum
-array_of(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
-											  type, typlen, typbyval,
-											  typalign));
-}
-
-/*
- * Put received rows back into the queue: due at their lease_until, as
- * leases (at commit) or not (nack); error, if given, replaces last_error.
- */
-void
-txmq_restore(TxmqTouched **held, int n, bool leased, const char *error)
-{
-	enum
-	{
-		SUB, MSG, VT, ATTEMPT, LEASED, CREATED, PAYLOAD, HEADERS, KEY, GROUP,
-		ERROR_TEXT, NCOLS
-	};
-	static const Oid types[NCOLS] = {
-		INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
-		JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID
-	};
-	/* where each column comes from in the row, 0 for the entry's own */
-	static const int from_row[NCOLS] = {
-		0, 0, 0, 0, 0, TXMQ_ROW_CREATED_AT, TXMQ_ROW_PAYLOAD,
-		TXMQ_ROW_HEADERS, TXMQ_ROW_KEY, TXMQ_ROW_PRODUCER_GROUP,
-		TXMQ_ROW_LAST_ERROR
-	};
-	Datum	   *cols[NCOLS];
-	bool	   *colnulls[NCOLS];
-	Datum		args[NCOLS];
-	TxmqOwnerScope scope;
-
-	for (int c = 0; c < NCOLS; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * n);
-		colnulls[c] = palloc0(sizeof(bool) * n);
-	}
-	for (int i = 0; i < n; i++)
-	{
-		Datum		row[TXMQ_ROW_NATTS];
-		bool		rownulls[TXMQ_ROW_NATTS];
-
-		heap_deform_tuple(held[i]->row, txmq_row_desc(), row, rownulls);
-		for (int c = CREATED; c < NCOLS; c++)
-		{
-			cols[c][i] = row[from_row[c] - 1];
-			colnulls[c][i] = rownulls[from_row[c] - 1];
-		}
-		cols[SUB][i] = Int32GetDatum(held[i]->sub_id);
-		cols[MSG][i] = Int64GetDatum(held[i]->msg_id);
-		cols[VT][i] = TimestampTzGetDatum(held[i]->lease_until);
-		cols[ATTEMPT][i] = Int32GetDatum(held[i]->attempt);
-		cols[LEASED][i] = BoolGetDatum(leased);
-		if (error)
-		{
-			cols[ERROR_TEXT][i] = CStringGetTextDatum(error);
-			colnulls[ERROR_TEXT][i] = false;
-		}
-	}
-	for (int c = 0; c < NCOLS; c++)
-		args[c] = array_of(cols[c], colnulls[c], n, types[c]);
-	txmq_begin(&scope, true);
-	txmq_exec(PLAN_RESTORE, args, NULL, 0);
-	txmq_end(&scope);
 }
 
 /* txmq.msg's columns, in table order */
@@ -212,6 +78,19 @@ enum
 	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
 	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
 	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
+};
+
+/* ... and their names, as the extension's script creates them */
+static const char *const msg_columns[MSG_NATTS] = {
+	"sub_id", "msg_id", "vt", "attempt", "leased", "created_at", "payload",
+	"headers", "key", "producer_group", "last_error"
+};
+
+/* The columns of a txmq.delivery */
+enum
+{
+	DLV_MSG_ID, DLV_PAYLOAD, DLV_HEADERS, DLV_KEY, DLV_ATTEMPT,
+	DLV_CREATED_AT, DLV_LEASE_EXPIRES_AT, DLV_NATTS
 };
 
 /* A walk over txmq.msg, for take_from() */
@@ -263,6 +142,25 @@ received_row(TupleTableSlot *slot)
 	row = heap_form_tuple(desc, values, nulls);
 	MemoryContextSwitchTo(old);
 	return row;
+}
+
+/*
+ * take_ready reads txmq.msg's columns by number: they must be the ones
+ * MSG_* names, or every receive would deliver garbage.
+ */
+static void
+check_msg_layout(Relation heap)
+{
+	TupleDesc	desc = RelationGetDescr(heap);
+
+	if (desc->natts != MSG_NATTS)
+		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
+			 MSG_NATTS);
+	for (int i = 0; i < MSG_NATTS; i++)
+		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname),
+				   msg_columns[i]) != 0)
+			elog(ERROR, "txmq: column %d of table txmq.msg is not \"%s\"",
+				 i + 1, msg_columns[i]);
 }
 
 /*
@@ -344,9 +242,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 
 	txmq_scan_start(sub->topic.topic_id, sub->sub_id, now, &start);
 	ms.heap = table_open(txmq_relid("msg"), RowExclusiveLock);
-	if (RelationGetDescr(ms.heap)->natts != MSG_NATTS)
-		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
-			 MSG_NATTS);
+	check_msg_layout(ms.heap);
 	ms.pkey = index_open(txmq_primary_key_index(ms.heap),
 						 RowExclusiveLock);
 	ms.key_index = sub->ordered ?
@@ -433,6 +329,27 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 	return n;
 }
 
+/* Add the delivery of a received row (cols, nulls) to out. */
+static void
+put_delivery(Tuplestorestate *out, TupleDesc out_desc, const Datum *cols,
+			 const bool *nulls, int32 attempt, TimestampTz lease_until)
+{
+	Datum		values[DLV_NATTS];
+	bool		isnull[DLV_NATTS] = {0};
+
+	Assert(out_desc->natts == DLV_NATTS);
+	values[DLV_MSG_ID] = cols[TXMQ_ROW_MSG_ID - 1];
+	values[DLV_PAYLOAD] = cols[TXMQ_ROW_PAYLOAD - 1];
+	values[DLV_HEADERS] = cols[TXMQ_ROW_HEADERS - 1];
+	isnull[DLV_HEADERS] = nulls[TXMQ_ROW_HEADERS - 1];
+	values[DLV_KEY] = cols[TXMQ_ROW_KEY - 1];
+	isnull[DLV_KEY] = nulls[TXMQ_ROW_KEY - 1];
+	values[DLV_ATTEMPT] = Int32GetDatum(attempt);
+	values[DLV_CREATED_AT] = cols[TXMQ_ROW_CREATED_AT - 1];
+	values[DLV_LEASE_EXPIRES_AT] = TimestampTzGetDatum(lease_until);
+	tuplestore_putvalues(out, out_desc, values, isnull);
+}
+
 /*
  * One attempt: take up to max ready messages, add them to out.
  * Messages that have used up their deliveries go to the dead letters
@@ -466,29 +383,23 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			int64		msg_id;
 			int32		taken;
 			int32		attempt;
-			TxmqTouched *held;
+			bool		deliver;
 
 			heap_deform_tuple(rows[i], txmq_row_desc(), cols, nulls);
 			msg_id = DatumGetInt64(cols[TXMQ_ROW_MSG_ID - 1]);
 			taken = txmq_take_aborted(sub->sub_id, msg_id);
 			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 + taken;
-			held = txmq_xact_received(sub->topic.topic_id, sub->sub_id,
-									  msg_id, attempt, taken,
-									  attempt <= sub->max_deliveries,
-									  until, rows[i]);
-			held->notify = sub->topic.notify;	/* for its lease or rollback */
-			if (!held->delivered)
+			deliver = attempt <= sub->max_deliveries;
+			txmq_xact_received(sub, msg_id, attempt, taken, deliver, until,
+							   rows[i]);
+			if (!deliver)
 			{
 				/* its deliveries ran out: no attempt, whatever happens */
-				dead_letter_held(sub, held, attempt - 1, NULL);
+				txmq_xact_dead_letter_held(sub, msg_id, attempt - 1, NULL);
 				dead++;
 				continue;
 			}
-			/* the delivery: last_error's slot becomes lease_expires_at */
-			cols[TXMQ_ROW_ATTEMPT - 1] = Int32GetDatum(attempt);
-			cols[TXMQ_ROW_LAST_ERROR - 1] = TimestampTzGetDatum(until);
-			nulls[TXMQ_ROW_LAST_ERROR - 1] = false;
-			tuplestore_putvalues(out, out_desc, cols, nulls);
+			put_delivery(out, out_desc, cols, nulls, attempt, until);
 			delivered++;
 		}
 		lost = txmq_xact_claims_done();
@@ -677,14 +588,8 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	for (int i = 0; i < nids; i++)
 	{
-		int64		id = DatumGetInt64(id_datums[i]);
-		TxmqTouched *held = txmq_xact_holding(sub.sub_id, id);
-
-		if (held)
-		{
-			txmq_xact_settled(sub.topic.topic_id, sub.sub_id, id, held);
+		if (txmq_xact_ack_held(sub.sub_id, DatumGetInt64(id_datums[i])))
 			n++;
-		}
 		else
 			id_datums[nleased++] = id_datums[i];
 	}
@@ -694,14 +599,17 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 		int			deleted;
 
 		args[0] = Int32GetDatum(sub.sub_id);
-		args[1] = array_of(id_datums, NULL, nleased, INT8OID);
+		args[1] = PointerGetDatum(construct_array(id_datums, nleased,
+												  INT8OID, 8,
+												  FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
 		deleted = txmq_exec(PLAN_ACK, args, NULL, 0);
 		for (int i = 0; i < deleted; i++)
 		{
 			bool		isnull;
 
-			txmq_xact_settled(sub.topic.topic_id, sub.sub_id,
-							  DatumGetInt64(txmq_col(i, 1, &isnull)), NULL);
+			txmq_xact_settled_leased(sub.topic.topic_id, sub.sub_id,
+									 DatumGetInt64(txmq_col(i, 1, &isnull)));
 		}
 		n += deleted;
 	}
@@ -763,18 +671,19 @@ txmq_ack_array(PG_FUNCTION_ARGS)
  * another transaction is changing is not held).  Returns its attempt
  * count, with the attempts of transactions that aborted since its lease
  * was written (the row the caller writes carries them, and
- * txmq_xact_settled takes them over), or -1 if the caller does not hold
- * it.
+ * txmq_xact_settled_leased takes them over), or -1 if the caller does not
+ * hold it.
  */
 static int32
-find_held(const TxmqSub *sub, int64 msg_id, TxmqTouched **held)
+find_held(const TxmqSub *sub, int64 msg_id, bool *held)
 {
 	Datum		args[2];
 	bool		isnull;
+	int32		attempt;
 
-	*held = txmq_xact_holding(sub->sub_id, msg_id);
+	*held = txmq_xact_holding(sub->sub_id, msg_id, &attempt);
 	if (*held)
-		return (*held)->attempt;
+		return attempt;
 	args[0] = Int32GetDatum(sub->sub_id);
 	args[1] = Int64GetDatum(msg_id);
 	if (txmq_exec(PLAN_LOCK, args, NULL, 1) == 0)
@@ -818,13 +727,13 @@ backoff_ms(const TxmqSub *sub, int32 attempt)
 
 /* Move a held message to the dead letters. */
 static void
-dead_letter_found(const TxmqSub *sub, int64 msg_id, TxmqTouched *held,
+dead_letter_found(const TxmqSub *sub, int64 msg_id, bool held,
 				  int32 attempts, const char *error)
 {
 	if (held)
-		dead_letter_held(sub, held, attempts, error);
+		txmq_xact_dead_letter_held(sub, msg_id, attempts, error);
 	else
-		txmq_dead_letter(sub, msg_id, attempts, error);
+		dead_letter_leased(sub, msg_id, attempts, error);
 }
 
 Datum
@@ -835,7 +744,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 	int64		msg_id;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
-	TxmqTouched *held;
+	bool		held;
 	int32		attempt;
 
 	require_msg_id(fcinfo, 2);
@@ -855,14 +764,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 		TimestampTz due = after_ms(GetCurrentTimestamp(), ms);
 
 		if (held)
-		{
-			/* a copy: if a savepoint undoes the nack, the lease stands */
-			TxmqTouched nacked = *held;
-			TxmqTouched *row = &nacked;
-
-			nacked.lease_until = due;
-			txmq_restore(&row, 1, false, error);
-		}
+			txmq_xact_nack_held(sub.sub_id, msg_id, due, error);
 		else
 		{
 			Datum		args[5];
@@ -874,8 +776,8 @@ txmq_nack(PG_FUNCTION_ARGS)
 			args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 			args[4] = Int32GetDatum(attempt);
 			txmq_exec(PLAN_NACK, args, nulls, 0);
+			txmq_xact_settled_leased(sub.topic.topic_id, sub.sub_id, msg_id);
 		}
-		txmq_xact_settled(sub.topic.topic_id, sub.sub_id, msg_id, held);
 		txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_NACKED, 1);
 		/* one waiter should learn the new due time */
 		txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1, msg_id);
@@ -895,7 +797,7 @@ txmq_reject(PG_FUNCTION_ARGS)
 	char	   *error = arg_error(fcinfo, 3);
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
-	TxmqTouched *held;
+	bool		held;
 	int32		attempt;
 
 	require_msg_id(fcinfo, 2);
@@ -916,7 +818,6 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 {
 	Interval   *lease;
 	TimestampTz until;
-	TxmqTouched *held;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	bool		found = true;
@@ -931,10 +832,7 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 					 txmq_interval_ms(lease, "lease", 0, MAX_LEASE_MS));
 
 	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	held = txmq_xact_holding(sub.sub_id, PG_GETARG_INT64(2));
-	if (held)
-		held->lease_until = until;
-	else
+	if (!txmq_xact_extend_held(sub.sub_id, PG_GETARG_INT64(2), until))
 	{
 		Datum		args[3];
 

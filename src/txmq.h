@@ -6,9 +6,11 @@
  * Layout: txmq.c (module init, GUCs), shmem.c (shared state: wakeups,
  * counters, aborted attempts, worker registry), plans.c (every SQL
  * statement txmq runs, prepared once per backend), catalog.c (topics,
- * subscriptions, names, privileges, admin functions), xact.c (what a
- * transaction owes at commit or abort), send.c, receive.c, half.c,
- * worker.c (launcher and per-database worker).
+ * subscriptions, names, privileges, admin functions), xact.c (the
+ * transaction's ledger: what it holds, and owes at commit or abort),
+ * held.c (the rows it holds: put back, or dead-lettered), send.c,
+ * receive.c, half.c, worker.c (launcher and per-database worker).
+ * receive.c calls xact.c, which calls held.c; never the other way.
  *
  *-------------------------------------------------------------------------
  */
@@ -250,7 +252,7 @@ extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
 extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
 
-/* Columns of a received row (receive.c), 1-based */
+/* Columns of a received row (receive.c, held.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
 #define TXMQ_ROW_PAYLOAD 2
 #define TXMQ_ROW_HEADERS 3
@@ -261,35 +263,40 @@ extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
 #define TXMQ_ROW_PRODUCER_GROUP 8
 #define TXMQ_ROW_NATTS 8
 
-/* ---- xact.c: what the current transaction owes at its end ---- */
-typedef struct TxmqTouched
+/* ---- held.c: the rows of messages a transaction holds ---- */
+typedef struct TxmqHeldRow
 {
-	int32		topic_id;
 	int32		sub_id;
 	int64		msg_id;
-	bool		received_here;	/* else: settled here, received earlier */
-	bool		delivered;		/* received here and given to the caller */
-	bool		notify;			/* its topic has notify on (if received here) */
-	int32		taken;			/* aborted attempts taken over (shmem.c) */
-	int32		attempt;		/* delivery attempt, if received here */
-	TimestampTz lease_until;	/* lease to write at commit if unsettled */
+	int32		attempt;		/* its delivery attempt */
+	TimestampTz lease_until;	/* when it falls due once put back */
 	HeapTuple	row;			/* the deleted row (TXMQ_ROW_* columns) */
-	SubTransactionId recv_subid;
-	SubTransactionId settle_subid;	/* InvalidSubTransactionId: unsettled */
-} TxmqTouched;
+} TxmqHeldRow;
 
+extern TupleDesc txmq_row_desc(void);
+extern void txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
+								  const char *error);
+extern void txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
+							  const char *error);
+
+/* ---- xact.c: the transaction's ledger, what it owes at its end ---- */
 extern void txmq_xact_init(void);
 extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
 extern int	txmq_xact_claims_done(void);
-extern TxmqTouched *txmq_xact_received(int32 topic_id, int32 sub_id,
-									   int64 msg_id, int32 attempt,
-									   int32 taken, bool delivered,
-									   TimestampTz lease_until,
-									   HeapTuple row);
-extern TxmqTouched *txmq_xact_holding(int32 sub_id, int64 msg_id);
+extern void txmq_xact_received(const TxmqSub *sub, int64 msg_id,
+							   int32 attempt, int32 taken, bool delivered,
+							   TimestampTz lease_until, HeapTuple row);
+extern bool txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt);
 extern bool txmq_xact_holds_key(int32 sub_id, text *key);
-extern void txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
-							  TxmqTouched *held);
+extern bool txmq_xact_ack_held(int32 sub_id, int64 msg_id);
+extern void txmq_xact_nack_held(int32 sub_id, int64 msg_id, TimestampTz due,
+								const char *error);
+extern void txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id,
+									   int32 attempts, const char *error);
+extern bool txmq_xact_extend_held(int32 sub_id, int64 msg_id,
+								  TimestampTz until);
+extern void txmq_xact_settled_leased(int32 topic_id, int32 sub_id,
+									 int64 msg_id);
 extern void txmq_xact_tally(int32 topic_id, int32 sub_id, TxmqCounter c,
 							int64 delta);
 extern void txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages,
@@ -304,12 +311,7 @@ extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
 						 TimestampTz created_at, TimestampTz vt);
 extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
 
-/* ---- receive.c, shared with xact.c, half.c and the worker ---- */
-extern int	txmq_dead_letter(const TxmqSub *sub, int64 msg_id,
-							 int32 attempts, const char *error);
-extern void txmq_restore(TxmqTouched **held, int n, bool leased,
-						 const char *error);
-extern TupleDesc txmq_row_desc(void);
+/* ---- receive.c, shared with reclaim.c ---- */
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);

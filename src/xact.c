@@ -3,8 +3,9 @@
  * xact.c
  *	  What the current transaction owes at its end.
  *
- * A receive deletes the rows it delivers (receive.c).  What else must
- * happen depends on how the transaction ends:
+ * A receive deletes the rows it delivers (receive.c) and records them in
+ * this transaction's ledger, kept here with their rows (held.c).  What
+ * else must happen depends on how the transaction ends:
  *
  *	- acked in the same transaction: nothing; the delete was the ack;
  *	- nacked or rejected in the same transaction: the row was already put
@@ -54,6 +55,16 @@
  * Counters and wakeups are tallied here too and applied only at commit,
  * so a rolled-back send wakes no one and counts nothing.
  *
+ * The ledger.  Its entries, one per message received or settled here, lie
+ * in an array in the order they were made, found by (subscription,
+ * message) through a hash table, and for ordered subscriptions the keys
+ * held are counted in a second one: a receive and ack of N messages costs
+ * O(N).  Whatever a savepoint did was done after it began, so it lies at
+ * the end of the arrays: a level marks where each savepoint that wrote
+ * here began, and its rollback undoes what lies past the mark, its
+ * release hands the mark to the enclosing level.  Callers reach the
+ * entries only through the functions below.
+ *
  * NOTIFY.  A transaction that makes messages of a topic with notify on
  * receivable at its commit notifies itself (Async_Notify, sent at commit,
  * one per channel).  One that makes them receivable only later (a delayed
@@ -70,8 +81,8 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
-#include "utils/array.h"
+#include "common/hashfn.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -87,7 +98,6 @@ typedef struct Tally
 	int64		delta;			/* WAKE: messages now available */
 	int64		from_id;		/* WAKE: the smallest of their ids */
 	TimestampTz due;			/* DUE: when messages of the topic fall due */
-	SubTransactionId subid;
 } Tally;
 
 typedef struct Claim
@@ -95,6 +105,58 @@ typedef struct Claim
 	int32		sub_id;
 	int64		msg_id;
 } Claim;
+
+/*
+ * A message received or settled here.  held.sub_id and held.msg_id name
+ * it; the rest of held is set if it was received here.
+ */
+typedef struct Entry
+{
+	TxmqHeldRow held;
+	int32		topic_id;
+	bool		received_here;	/* else: settled here, received earlier */
+	bool		delivered;		/* received here and given to the caller */
+	bool		notify;			/* its topic has notify on (if received here) */
+	bool		settled;
+	int32		taken;			/* aborted attempts taken over (shmem.c) */
+	const text *key;			/* its key, if received here with one */
+	int			older;			/* the message's previous entry, or -1 */
+} Entry;
+
+/* Where a savepoint that wrote to the ledger began (see the file header) */
+typedef struct Level
+{
+	SubTransactionId subid;
+	int			nentries;
+	int			nsettled;
+	int			ntallies;
+} Level;
+
+/* by_msg: the newest entry of a message */
+typedef struct MsgTag
+{
+	int32		sub_id;
+	int64		msg_id;
+} MsgTag;
+
+typedef struct MsgSlot
+{
+	MsgTag		tag;
+	int			newest;
+} MsgSlot;
+
+/* by_key: how many messages of a subscription with a key are held */
+typedef struct KeyTag
+{
+	int32		sub_id;
+	const text *key;
+} KeyTag;
+
+typedef struct KeySlot
+{
+	KeyTag		tag;
+	int			nheld;
+} KeySlot;
 
 /* Growable arrays in TopTransactionContext, emptied at transaction end. */
 #define ARRAY_OF(type) struct { type *items; int n; int max; }
@@ -104,9 +166,13 @@ typedef struct Claim
 	 (void) 0, \
 	 &(a).items[(a).n++])
 
-static ARRAY_OF(TxmqTouched) touched;
+static ARRAY_OF(Entry) entries;
+static ARRAY_OF(int) settled;	/* entries settled here, in order */
 static ARRAY_OF(Tally) tallies;
 static ARRAY_OF(Claim) claims;	/* taken by the receive now running */
+static ARRAY_OF(Level) levels;
+static HTAB *by_msg;			/* NULL until the first entry */
+static HTAB *by_key;
 
 static void *
 grow(void *items, int *max, Size elemsize)
@@ -121,9 +187,165 @@ static void
 reset(void)
 {
 	/* the memory goes with TopTransactionContext */
-	memset(&touched, 0, sizeof(touched));
+	memset(&entries, 0, sizeof(entries));
+	memset(&settled, 0, sizeof(settled));
 	memset(&tallies, 0, sizeof(tallies));
 	memset(&claims, 0, sizeof(claims));
+	memset(&levels, 0, sizeof(levels));
+	by_msg = NULL;
+	by_key = NULL;
+}
+
+/* Before anything is added: mark where the current savepoint began. */
+static void
+enter_level(void)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	Level	   *level;
+
+	if (levels.n > 0 && levels.items[levels.n - 1].subid == subid)
+		return;
+	level = APPEND(levels);
+	level->subid = subid;
+	level->nentries = entries.n;
+	level->nsettled = settled.n;
+	level->ntallies = tallies.n;
+}
+
+static uint32
+key_hash(const void *key, Size keysize)
+{
+	const KeyTag *k = key;
+
+	return hash_combine(murmurhash32((uint32) k->sub_id),
+						hash_bytes((const unsigned char *) VARDATA_ANY(k->key),
+								   VARSIZE_ANY_EXHDR(k->key)));
+}
+
+/* byte for byte, as texteq compares in txmq.msg's collation */
+static int
+key_match(const void *key1, const void *key2, Size keysize)
+{
+	const KeyTag *a = key1;
+	const KeyTag *b = key2;
+
+	if (a->sub_id != b->sub_id ||
+		VARSIZE_ANY_EXHDR(a->key) != VARSIZE_ANY_EXHDR(b->key))
+		return 1;
+	return memcmp(VARDATA_ANY(a->key), VARDATA_ANY(b->key),
+				  VARSIZE_ANY_EXHDR(a->key));
+}
+
+static void
+create_hashes(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(MsgTag);
+	ctl.entrysize = sizeof(MsgSlot);
+	ctl.hcxt = TopTransactionContext;
+	by_msg = hash_create("txmq ledger", 256, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(KeyTag);
+	ctl.entrysize = sizeof(KeySlot);
+	ctl.hash = key_hash;
+	ctl.match = key_match;
+	by_key = hash_create("txmq ledger keys", 64, &ctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+						 HASH_CONTEXT);
+}
+
+static MsgSlot *
+msg_slot(int32 sub_id, int64 msg_id, HASHACTION action, bool *found)
+{
+	MsgTag		tag;
+
+	/* hashed as bytes: no padding may differ */
+	memset(&tag, 0, sizeof(tag));
+	tag.sub_id = sub_id;
+	tag.msg_id = msg_id;
+	return hash_search(by_msg, &tag, action, found);
+}
+
+/*
+ * The index of this transaction's entry of a message it received and
+ * still holds, or (if settled) also of one it has settled since; or -1.
+ */
+static int
+find_received(int32 sub_id, int64 msg_id, bool settled)
+{
+	MsgSlot    *slot = by_msg ? msg_slot(sub_id, msg_id, HASH_FIND, NULL)
+		: NULL;
+
+	for (int i = slot ? slot->newest : -1; i >= 0; i = entries.items[i].older)
+	{
+		const Entry *e = &entries.items[i];
+
+		if (e->received_here && (settled || !e->settled))
+			return i;
+	}
+	return -1;
+}
+
+/* The entry of a message held here, which the caller knows it is. */
+static int
+held_entry(int32 sub_id, int64 msg_id)
+{
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i < 0)
+		elog(ERROR, "txmq: message " INT64_FORMAT " is not held", msg_id);
+	return i;
+}
+
+/* A new entry of a message, the newest: the caller fills it in. */
+static Entry *
+add_entry(int32 topic_id, int32 sub_id, int64 msg_id)
+{
+	Entry	   *e;
+	MsgSlot    *slot;
+	bool		found;
+
+	enter_level();
+	if (by_msg == NULL)
+		create_hashes();
+	e = APPEND(entries);
+	memset(e, 0, sizeof(*e));
+	e->topic_id = topic_id;
+	e->held.sub_id = sub_id;
+	e->held.msg_id = msg_id;
+	slot = msg_slot(sub_id, msg_id, HASH_ENTER, &found);
+	e->older = found ? slot->newest : -1;
+	slot->newest = entries.n - 1;
+	return e;
+}
+
+/* Count e's key, if it has one, as held once more (+1) or less (-1). */
+static void
+count_key(const Entry *e, int delta)
+{
+	KeyTag		tag;
+	KeySlot    *slot;
+	bool		found;
+
+	if (e->key == NULL)
+		return;
+	tag.sub_id = e->held.sub_id;
+	tag.key = e->key;
+	slot = hash_search(by_key, &tag, HASH_ENTER, &found);
+	if (!found)
+		slot->nheld = 0;
+	slot->nheld += delta;
+}
+
+/* A held message is settled: acked, nacked or dead-lettered. */
+static void
+settle(int i)
+{
+	enter_level();
+	entries.items[i].settled = true;
+	*APPEND(settled) = i;
+	count_key(&entries.items[i], -1);
 }
 
 /* A claim taken by the running receive (see txmq_xact_claims_done). */
@@ -134,24 +356,6 @@ txmq_xact_claimed(int32 sub_id, int64 msg_id)
 
 	c->sub_id = sub_id;
 	c->msg_id = msg_id;
-}
-
-/*
- * This transaction's entry of a message it received and still holds, or
- * (if settled) also one it has settled since.
- */
-static TxmqTouched *
-find_received(int32 sub_id, int64 msg_id, bool settled)
-{
-	for (int i = 0; i < touched.n; i++)
-	{
-		TxmqTouched *t = &touched.items[i];
-
-		if (t->msg_id == msg_id && t->sub_id == sub_id && t->received_here &&
-			(settled || t->settle_subid == InvalidSubTransactionId))
-			return t;
-	}
-	return NULL;
 }
 
 /*
@@ -166,8 +370,8 @@ txmq_xact_claims_done(void)
 	int			lost = 0;
 
 	for (int i = 0; i < claims.n; i++)
-		if (!find_received(claims.items[i].sub_id, claims.items[i].msg_id,
-						   true))
+		if (find_received(claims.items[i].sub_id, claims.items[i].msg_id,
+						  true) < 0)
 		{
 			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
 			lost++;
@@ -177,103 +381,143 @@ txmq_xact_claims_done(void)
 }
 
 /*
- * A receive deleted and delivered row, which is kept: it must live in
- * TopTransactionContext.
+ * A receive of sub deleted a message, its row a received row in
+ * TopTransactionContext, which the ledger keeps; delivered, if the caller
+ * was given it, with attempt and a lease until lease_until.
  */
-TxmqTouched *
-txmq_xact_received(int32 topic_id, int32 sub_id, int64 msg_id,
-				   int32 attempt, int32 taken, bool delivered,
-				   TimestampTz lease_until, HeapTuple row)
+void
+txmq_xact_received(const TxmqSub *sub, int64 msg_id, int32 attempt,
+				   int32 taken, bool delivered, TimestampTz lease_until,
+				   HeapTuple row)
 {
-	TxmqTouched *t = APPEND(touched);
+	Entry	   *e = add_entry(sub->topic.topic_id, sub->sub_id, msg_id);
+	bool		isnull;
+	Datum		key;
 
-	t->topic_id = topic_id;
-	t->sub_id = sub_id;
-	t->msg_id = msg_id;
-	t->received_here = true;
-	t->delivered = delivered;
-	t->notify = false;			/* the caller sets it */
-	t->taken = taken;
-	t->attempt = attempt;
-	t->lease_until = lease_until;
-	t->recv_subid = GetCurrentSubTransactionId();
-	t->settle_subid = InvalidSubTransactionId;
-	t->row = row;
-	return t;
+	e->held.attempt = attempt;
+	e->held.lease_until = lease_until;
+	e->held.row = row;
+	e->received_here = true;
+	e->delivered = delivered;
+	e->notify = sub->topic.notify;	/* for its lease or rollback */
+	e->taken = taken;
+	key = heap_getattr(row, TXMQ_ROW_KEY, txmq_row_desc(), &isnull);
+	if (!isnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		e->key = DatumGetTextPP(key);
+		MemoryContextSwitchTo(old);
+	}
+	count_key(e, 1);
 }
 
-/* The entry of a message this transaction received and still holds. */
-TxmqTouched *
-txmq_xact_holding(int32 sub_id, int64 msg_id)
+/*
+ * Does this transaction hold a message it received?  If so, *attempt (if
+ * not NULL) is its delivery attempt.
+ */
+bool
+txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt)
 {
-	return find_received(sub_id, msg_id, false);
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i >= 0 && attempt)
+		*attempt = entries.items[i].held.attempt;
+	return i >= 0;
 }
 
 /* Does this transaction hold a message of sub_id with this key? */
 bool
 txmq_xact_holds_key(int32 sub_id, text *key)
 {
-	for (int i = 0; i < touched.n; i++)
-	{
-		TxmqTouched *t = &touched.items[i];
-		bool		isnull;
-		Datum		held_key;
+	KeyTag		tag;
+	KeySlot    *slot;
 
-		if (t->sub_id != sub_id || !t->received_here ||
-			t->settle_subid != InvalidSubTransactionId)
-			continue;
-		held_key = heap_getattr(t->row, TXMQ_ROW_KEY, txmq_row_desc(),
-								&isnull);
-		if (!isnull)
-		{
-			text	   *held = DatumGetTextPP(held_key);
+	if (by_key == NULL)
+		return false;
+	tag.sub_id = sub_id;
+	tag.key = key;
+	slot = hash_search(by_key, &tag, HASH_FIND, NULL);
+	return slot != NULL && slot->nheld > 0;
+}
 
-			/* byte for byte, as texteq compares in txmq.msg's collation */
-			if (VARSIZE_ANY_EXHDR(held) == VARSIZE_ANY_EXHDR(key) &&
-				memcmp(VARDATA_ANY(held), VARDATA_ANY(key),
-					   VARSIZE_ANY_EXHDR(key)) == 0)
-				return true;
-		}
-	}
-	return false;
+/* Ack a message if this transaction holds it; whether it did. */
+bool
+txmq_xact_ack_held(int32 sub_id, int64 msg_id)
+{
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i >= 0)
+		settle(i);
+	return i >= 0;
 }
 
 /*
- * The message was acked, nacked or dead-lettered by this transaction:
- * held is its entry if this transaction received it, else NULL (it was
- * leased earlier, and the caller has locked and written its row: the row
- * carries its aborted attempts now, or they went with it).
+ * A message leased earlier was acked, nacked or dead-lettered by this
+ * transaction: the caller has locked and written its row, which carries
+ * its aborted attempts now, or they went with it.
  */
 void
-txmq_xact_settled(int32 topic_id, int32 sub_id, int64 msg_id,
-				  TxmqTouched *held)
+txmq_xact_settled_leased(int32 topic_id, int32 sub_id, int64 msg_id)
 {
-	TxmqTouched *t = held;
+	Entry	   *e = add_entry(topic_id, sub_id, msg_id);
 
-	if (t == NULL)
-	{
-		t = APPEND(touched);
-		memset(t, 0, sizeof(*t));
-		t->topic_id = topic_id;
-		t->sub_id = sub_id;
-		t->msg_id = msg_id;
-		t->taken = txmq_take_aborted(sub_id, msg_id);
-	}
-	t->settle_subid = GetCurrentSubTransactionId();
+	/* settled as it was made: undone with it */
+	e->settled = true;
+	e->taken = txmq_take_aborted(sub_id, msg_id);
+}
+
+/* Nack a held message: back into the queue, due at due. */
+void
+txmq_xact_nack_held(int32 sub_id, int64 msg_id, TimestampTz due,
+					const char *error)
+{
+	int			i = held_entry(sub_id, msg_id);
+
+	/* a copy: if a savepoint undoes the nack, the lease stands */
+	TxmqHeldRow nacked = entries.items[i].held;
+
+	nacked.lease_until = due;
+	txmq_held_restore(&nacked, 1, false, error);
+	settle(i);
+}
+
+/* Move a held message of sub to its dead letters. */
+void
+txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id, int32 attempts,
+						   const char *error)
+{
+	int			i = held_entry(sub->sub_id, msg_id);
+
+	txmq_held_dead_letter(&entries.items[i].held, attempts, error);
+	settle(i);
+	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, 1);
+}
+
+/* Extend the lease of a message if this transaction holds it; whether. */
+bool
+txmq_xact_extend_held(int32 sub_id, int64 msg_id, TimestampTz until)
+{
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i >= 0)
+		entries.items[i].held.lease_until = until;
+	return i >= 0;
 }
 
 static Tally *
 tally(int32 topic_id, int32 sub_id, int kind, int64 delta, int64 from_id)
 {
-	Tally	   *t = APPEND(tallies);
+	Tally	   *t;
 
+	enter_level();
+	t = APPEND(tallies);
 	t->topic_id = topic_id;
 	t->sub_id = sub_id;
 	t->kind = kind;
 	t->delta = delta;
 	t->from_id = from_id;
 	t->due = 0;
-	t->subid = GetCurrentSubTransactionId();
 	return t;
 }
 
@@ -300,11 +544,14 @@ txmq_xact_wake(int32 topic_id, int32 sub_id, int64 nmessages, int64 from_id)
 void
 txmq_xact_due(int32 topic_id, TimestampTz due)
 {
-	Tally	   *last = tallies.n > 0 ? &tallies.items[tallies.n - 1] : NULL;
+	Tally	   *last;
 
+	enter_level();
+	/* the last tally, if the current savepoint made it */
+	last = tallies.n > levels.items[levels.n - 1].ntallies ?
+		&tallies.items[tallies.n - 1] : NULL;
 	/* a loop of delayed sends: one entry, the earliest */
-	if (last && last->kind == DUE && last->topic_id == topic_id &&
-		last->subid == GetCurrentSubTransactionId())
+	if (last && last->kind == DUE && last->topic_id == topic_id)
 		last->due = Min(last->due, due);
 	else
 		tally(topic_id, 0, DUE, 0, 0)->due = due;
@@ -313,8 +560,8 @@ txmq_xact_due(int32 topic_id, TimestampTz due)
 static int
 cmp_sub_msg(const void *a, const void *b)
 {
-	const TxmqTouched *x = *(TxmqTouched *const *) a;
-	const TxmqTouched *y = *(TxmqTouched *const *) b;
+	const TxmqHeldRow *x = &entries.items[*(const int *) a].held;
+	const TxmqHeldRow *y = &entries.items[*(const int *) b].held;
 
 	if (x->sub_id != y->sub_id)
 		return (x->sub_id > y->sub_id) - (x->sub_id < y->sub_id);
@@ -325,19 +572,22 @@ cmp_sub_msg(const void *a, const void *b)
 static void
 write_leases(void)
 {
-	TxmqTouched **held = palloc(sizeof(TxmqTouched *) * (touched.n + 1));
+	int		   *held = palloc(sizeof(int) * (entries.n + 1));
+	TxmqHeldRow *rows;
 	int			n = 0;
 
-	for (int i = 0; i < touched.n; i++)
-		if (touched.items[i].received_here &&
-			touched.items[i].settle_subid == InvalidSubTransactionId)
-			held[n++] = &touched.items[i];
+	for (int i = 0; i < entries.n; i++)
+		if (entries.items[i].received_here && !entries.items[i].settled)
+			held[n++] = i;
 	if (n == 0)
 		return;
+	rows = palloc(sizeof(TxmqHeldRow) * n);
+	for (int i = 0; i < n; i++)
+		rows[i] = entries.items[held[i]].held;
 
 	/* the commit path has no active snapshot of its own */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	txmq_restore(held, n, true, NULL);
+	txmq_held_restore(rows, n, true, NULL);
 	PopActiveSnapshot();
 
 	/*
@@ -345,28 +595,31 @@ write_leases(void)
 	 * per subscription, from its smallest id; and a listener too, when the
 	 * first of them runs out.
 	 */
-	qsort(held, n, sizeof(TxmqTouched *), cmp_sub_msg);
+	qsort(held, n, sizeof(int), cmp_sub_msg);
 	for (int i = 0; i < n; i++)
 	{
-		TimestampTz first = held[i]->lease_until;
+		const Entry *e = &entries.items[held[i]];
+		TimestampTz first = e->held.lease_until;
 		int			j;
 
-		if (i > 0 && held[i]->sub_id == held[i - 1]->sub_id)
+		if (i > 0 && e->held.sub_id == entries.items[held[i - 1]].held.sub_id)
 			continue;
-		txmq_xact_wake(held[i]->topic_id, held[i]->sub_id, 1,
-					   held[i]->msg_id);
-		for (j = i + 1; j < n && held[j]->sub_id == held[i]->sub_id; j++)
-			first = Min(first, held[j]->lease_until);
-		if (held[i]->notify)
-			txmq_xact_due(held[i]->topic_id, first);
+		txmq_xact_wake(e->topic_id, e->held.sub_id, 1, e->held.msg_id);
+		for (j = i + 1;
+			 j < n && entries.items[held[j]].held.sub_id == e->held.sub_id;
+			 j++)
+			first = Min(first, entries.items[held[j]].held.lease_until);
+		if (e->notify)
+			txmq_xact_due(e->topic_id, first);
 	}
 }
 
 static void
 apply_at_commit(void)
 {
-	for (int i = 0; i < touched.n; i++)
-		txmq_unclaim(touched.items[i].sub_id, touched.items[i].msg_id, 0);
+	for (int i = 0; i < entries.n; i++)
+		txmq_unclaim(entries.items[i].held.sub_id,
+					 entries.items[i].held.msg_id, 0);
 	for (int i = 0; i < tallies.n; i++)
 	{
 		Tally	   *t = &tallies.items[i];
@@ -381,16 +634,19 @@ apply_at_commit(void)
 }
 
 /*
- * What entry t did was rolled back: the aborted attempts it took go back,
+ * What entry e did was rolled back: the aborted attempts it took go back,
  * plus one if the consumer was given the message, and a received message
- * is free again.
+ * is free again.  Returns whether the consumer was given it.
  */
-static void
-undo(TxmqTouched *t)
+static bool
+undo(const Entry *e)
 {
-	txmq_unclaim(t->sub_id, t->msg_id, t->taken + (t->delivered ? 1 : 0));
-	if (t->received_here)
-		txmq_wake(t->topic_id, t->sub_id, 1, t->msg_id);
+	int32		sub_id = e->held.sub_id;
+	int64		msg_id = e->held.msg_id;
+
+	txmq_unclaim(sub_id, msg_id, e->taken + (e->delivered ? 1 : 0));
+	if (e->received_here)
+		txmq_wake(e->topic_id, sub_id, 1, msg_id);
 
 	/*
 	 * The rollback cannot notify: the worker must.  A received message is
@@ -399,10 +655,11 @@ undo(TxmqTouched *t)
 	 * the worker notifies if any row of its topic is due (its query knows
 	 * whether the topic has notify on; this callback cannot look).
 	 */
-	if (t->received_here && t->notify)
-		txmq_notify_post(t->topic_id, DT_NOBEGIN, true);
-	else if (!t->received_here)
-		txmq_notify_post(t->topic_id, DT_NOBEGIN, false);
+	if (e->received_here && e->notify)
+		txmq_notify_post(e->topic_id, DT_NOBEGIN, true);
+	else if (!e->received_here)
+		txmq_notify_post(e->topic_id, DT_NOBEGIN, false);
+	return e->received_here && e->delivered;
 }
 
 /*
@@ -428,13 +685,50 @@ warn_uncounted(int ndelivered)
 			 errhint("Add txmq to shared_preload_libraries and restart, or commit the receive before the work (lease mode).")));
 }
 
-/* Does the rollback of savepoint subid undo entry t? */
-static bool
-undone_by(const TxmqTouched *t, SubTransactionId subid)
+/* Drop the newest entry, which was undone, from the hash tables. */
+static void
+forget_newest(void)
 {
-	if (t->received_here)
-		return t->recv_subid == subid;
-	return t->settle_subid == subid;
+	const Entry *e = &entries.items[entries.n - 1];
+	MsgSlot    *slot = msg_slot(e->held.sub_id, e->held.msg_id, HASH_FIND,
+								NULL);
+
+	Assert(slot != NULL && slot->newest == entries.n - 1);
+	if (e->older >= 0)
+		slot->newest = e->older;
+	else
+		hash_search(by_msg, &slot->tag, HASH_REMOVE, NULL);
+	if (!e->settled)
+		count_key(e, -1);
+	entries.n--;
+}
+
+/*
+ * The savepoint of the innermost level rolled back: undo what it added
+ * and settled, and its tallies.  Returns how many messages it delivered.
+ */
+static int
+roll_back_level(void)
+{
+	const Level *level = &levels.items[levels.n - 1];
+	int			ndelivered = 0;
+
+	/* what settled them was rolled back with the savepoint */
+	for (int s = level->nsettled; s < settled.n; s++)
+	{
+		Entry	   *e = &entries.items[settled.items[s]];
+
+		e->settled = false;
+		count_key(e, 1);
+	}
+	for (int i = level->nentries; i < entries.n; i++)
+		ndelivered += undo(&entries.items[i]);
+	while (entries.n > level->nentries)
+		forget_newest();
+	settled.n = level->nsettled;
+	tallies.n = level->ntallies;
+	levels.n--;
+	return ndelivered;
 }
 
 static void
@@ -454,8 +748,8 @@ xact_callback(XactEvent event, void *arg)
 			write_leases();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			for (int i = 0; i < touched.n; i++)
-				if (touched.items[i].received_here)
+			for (int i = 0; i < entries.n; i++)
+				if (entries.items[i].received_here)
 					ereport(ERROR,
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("cannot PREPARE a transaction that has received txmq messages"),
@@ -479,12 +773,8 @@ xact_callback(XactEvent event, void *arg)
 				int			ndelivered = 0;
 
 				release_claims();
-				for (int i = 0; i < touched.n; i++)
-				{
-					undo(&touched.items[i]);
-					ndelivered += touched.items[i].received_here &&
-						touched.items[i].delivered;
-				}
+				for (int i = 0; i < entries.n; i++)
+					ndelivered += undo(&entries.items[i]);
 				reset();
 				warn_uncounted(ndelivered);
 			}
@@ -502,51 +792,22 @@ static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
-	int			keep;
-	int			ndelivered = 0;
+	Level	   *level = levels.n > 0 ? &levels.items[levels.n - 1] : NULL;
+	bool		mine = level != NULL && level->subid == mySubid;
 
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	if (event == SUBXACT_EVENT_COMMIT_SUB && mine)
 	{
-		for (int i = 0; i < touched.n; i++)
-		{
-			if (touched.items[i].recv_subid == mySubid)
-				touched.items[i].recv_subid = parentSubid;
-			if (touched.items[i].settle_subid == mySubid)
-				touched.items[i].settle_subid = parentSubid;
-		}
-		for (int i = 0; i < tallies.n; i++)
-			if (tallies.items[i].subid == mySubid)
-				tallies.items[i].subid = parentSubid;
-		return;
+		/* what it did is the enclosing savepoint's now */
+		if (levels.n > 1 && levels.items[levels.n - 2].subid == parentSubid)
+			levels.n--;
+		else
+			level->subid = parentSubid;
 	}
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-
-	release_claims();
-	keep = 0;
-	for (int i = 0; i < touched.n; i++)
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		TxmqTouched *t = &touched.items[i];
-
-		if (undone_by(t, mySubid))
-		{
-			undo(t);
-			ndelivered += t->received_here && t->delivered;
-			continue;
-		}
-		/* what settled it was rolled back with the savepoint */
-		if (t->settle_subid == mySubid)
-			t->settle_subid = InvalidSubTransactionId;
-		touched.items[keep++] = *t;
+		release_claims();
+		warn_uncounted(mine ? roll_back_level() : 0);
 	}
-	touched.n = keep;
-
-	keep = 0;
-	for (int i = 0; i < tallies.n; i++)
-		if (tallies.items[i].subid != mySubid)
-			tallies.items[keep++] = tallies.items[i];
-	tallies.n = keep;
-	warn_uncounted(ndelivered);
 }
 
 void

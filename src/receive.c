@@ -72,20 +72,6 @@ dead_letter_leased(const TxmqSub *sub, int64 msg_id, int32 attempts,
 	return n;
 }
 
-/* txmq.msg's columns, in table order */
-enum
-{
-	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
-	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
-	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
-};
-
-/* ... and their names, as the extension's script creates them */
-static const char *const msg_columns[MSG_NATTS] = {
-	"sub_id", "msg_id", "vt", "attempt", "leased", "created_at", "payload",
-	"headers", "key", "producer_group", "last_error"
-};
-
 /* The columns of a txmq.delivery */
 enum
 {
@@ -142,45 +128,6 @@ received_row(TupleTableSlot *slot)
 	row = heap_form_tuple(desc, values, nulls);
 	MemoryContextSwitchTo(old);
 	return row;
-}
-
-/*
- * take_ready reads txmq.msg's columns by number: they must be the ones
- * MSG_* names, or every receive would deliver garbage.
- */
-static void
-check_msg_layout(Relation heap)
-{
-	TupleDesc	desc = RelationGetDescr(heap);
-
-	if (desc->natts != MSG_NATTS)
-		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
-			 MSG_NATTS);
-	for (int i = 0; i < MSG_NATTS; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname),
-				   msg_columns[i]) != 0)
-			elog(ERROR, "txmq: column %d of table txmq.msg is not \"%s\"",
-				 i + 1, msg_columns[i]);
-}
-
-/*
- * Begin a walk, in id order, over the rows of sub_id in txmq table heap
- * (txmq.msg or txmq.dead_letter) along its primary key pkey.
- */
-IndexScanDesc
-txmq_begin_sub_scan(Relation heap, Relation pkey, Snapshot snapshot,
-					int32 sub_id, int64 from_id)
-{
-	ScanKeyData keys[2];
-	IndexScanDesc scan;
-
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
-				Int32GetDatum(sub_id));
-	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(from_id));
-	scan = txmq_index_beginscan(heap, pkey, snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
-	return scan;
 }
 
 /*
@@ -242,7 +189,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 
 	txmq_scan_start(sub->topic.topic_id, sub->sub_id, now, &start);
 	ms.heap = table_open(txmq_relid("msg"), RowExclusiveLock);
-	check_msg_layout(ms.heap);
+	txmq_msg_check_layout(ms.heap);
 	ms.pkey = index_open(txmq_primary_key_index(ms.heap),
 						 RowExclusiveLock);
 	ms.key_index = sub->ordered ?

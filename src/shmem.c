@@ -65,7 +65,8 @@
  * messages receivable posts a forced notification; each slot keeps the
  * earliest.  The database's worker takes what has come due (worker.c),
  * asks the table whether anything did fall due and when the next row will,
- * and posts that back.  A post that lowers a slot's time pokes the worker.
+ * and posts that back.  A post that lowers a slot's time wakes the worker,
+ * whose latch and next look are in the database's slot (topic_id 0).
  * So for every row due in the future either its slot's time is no later,
  * or the worker, which reset the slot before taking its snapshot, sees the
  * row (its post came after its commit).  Without a slot (table full) the
@@ -81,6 +82,7 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -110,6 +112,10 @@ typedef struct Slot
 	/* a topic's slot (sub_id 0): what its worker owes NOTIFY listeners */
 	TimestampTz notify_due;		/* earliest due time posted, or DT_NOEND */
 	bool		notify_forced;	/* notify even if no row turns out due */
+	/* the database's slot (topic_id 0): the worker that sends them */
+	Latch	   *notifier;		/* its latch, NULL while there is none */
+	int			notifier_pid;
+	TimestampTz notifier_at;	/* when it next looks; DT_NOEND: looking */
 } Slot;
 
 typedef struct MsgKey
@@ -136,6 +142,8 @@ typedef struct TxmqShared
 static TxmqShared *shared = NULL;
 static HTAB *slots = NULL;
 static HTAB *msgs = NULL;
+
+static void wake_notifier(TimestampTz due);
 
 void
 txmq_shmem_request(void)
@@ -215,6 +223,9 @@ get_slot(int32 topic_id, int32 sub_id, bool create)
 		slot->lowered = 0;
 		slot->notify_due = DT_NOEND;
 		slot->notify_forced = false;
+		slot->notifier = NULL;
+		slot->notifier_pid = 0;
+		slot->notifier_at = DT_NOEND;
 	}
 	LWLockRelease(shared->slots_lock);
 
@@ -359,7 +370,49 @@ txmq_notify_post(int32 topic_id, TimestampTz due, bool forced)
 	slot->notify_forced |= forced;
 	SpinLockRelease(&slot->mutex);
 	if (earlier)
-		txmq_worker_notice(due);
+		wake_notifier(due);
+}
+
+/*
+ * The database's worker (worker.c), which sends the notifications, says
+ * when it next looks (DT_NOEND: it is looking now, so every post must wake
+ * it); a post due sooner sets its latch.  latch NULL: it exits (must not
+ * throw; a worker that never was the notifier changes nothing).  Without a
+ * slot for the database the worker only looks when it would anyway.
+ */
+void
+txmq_notifier_at(Latch *latch, TimestampTz next)
+{
+	Slot	   *slot = get_slot(0, 0, latch != NULL);
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (latch != NULL || slot->notifier_pid == MyProcPid)
+	{
+		slot->notifier = latch;
+		slot->notifier_pid = latch ? MyProcPid : 0;
+		slot->notifier_at = next;
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/* A post is due at due: wake the database's worker if it sleeps past it. */
+static void
+wake_notifier(TimestampTz due)
+{
+	Slot	   *slot = get_slot(0, 0, false);
+	Latch	   *latch = NULL;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (slot->notifier != NULL && slot->notifier_pid != MyProcPid &&
+		due < slot->notifier_at)
+		latch = slot->notifier;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
 }
 
 /*

@@ -3,14 +3,36 @@
  * txmq.h
  *	  Declarations shared by the txmq source files.
  *
- * Layout: txmq.c (module init, GUCs), shmem.c (shared state: wakeups,
- * counters, aborted attempts, worker registry), plans.c (every SQL
- * statement txmq runs, prepared once per backend), catalog.c (topics,
- * subscriptions, names, privileges, admin functions), xact.c (the
- * transaction's ledger: what it holds, and owes at commit or abort),
- * held.c (the rows it holds: put back, or dead-lettered), send.c,
- * receive.c, half.c, worker.c (launcher and per-database worker).
- * receive.c calls xact.c, which calls held.c; never the other way.
+ * The files, top down: each calls only files below it, so the calls
+ * between files form no cycle.
+ *
+ *   txmq.c       _PG_init: GUCs (read by all), shared memory hooks, the
+ *	              others' init functions
+ *   entry points: the SQL functions and the background workers
+ *	   stats.c    the rows of the txmq.stats view
+ *	   worker.c   the launcher and each database's worker: check-back,
+ *	              notifications owed, storage upkeep
+ *	   half.c     send_half, commit_half, rollback_half, check-back
+ *	   send.c     send, send_batch (and txmq_deliver, for commit_half)
+ *	   poll.c     the procedures poll and wait: long polls, no snapshot
+ *	   receive.c  receive, ack, nack, reject, extend_lease, dead letters,
+ *	              redrive
+ *	   reclaim.c  compacting txmq.msg, reaping dropped subscriptions
+ *   the transaction
+ *	   xact.c     the ledger: what this transaction received, settled,
+ *	              sent and counted, and what it owes at commit or abort
+ *	   held.c     the rows it holds: put back as leases, or dead-lettered
+ *   storage and shared memory
+ *	   msg.c      txmq.msg's column layout and a subscription's walk
+ *	   catalog.c  topics and subscriptions: argument checks, lookups
+ *	              (cached), privileges, NOTIFY channels, administration
+ *	   shmem.c    shared state: wake-ups, scan starts, counters, claims
+ *	              and aborted attempts, notifications owed
+ *   statements and rights
+ *	   plans.c    every SQL statement txmq runs, prepared once per backend
+ *	   scope.c    the owner scope those statements run in
+ *
+ * Version differences live in compat.h only.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +49,7 @@
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "storage/condition_variable.h"
+#include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -243,6 +266,7 @@ typedef struct TxmqNotifyFire
 } TxmqNotifyFire;
 
 extern void txmq_notify_post(int32 topic_id, TimestampTz due, bool forced);
+extern void txmq_notifier_at(Latch *latch, TimestampTz next);
 extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
 							 TimestampTz *next);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
@@ -312,6 +336,18 @@ extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
 extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
 
 /* ---- receive.c, shared with reclaim.c ---- */
+
+/* ---- msg.c: txmq.msg, its columns and the walk over a subscription ---- */
+
+/* txmq.msg's columns, in table order */
+enum
+{
+	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
+	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
+	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
+};
+
+extern void txmq_msg_check_layout(Relation heap);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);
@@ -344,6 +380,5 @@ extern void txmq_worker_shmem_request(void);
 extern void txmq_worker_shmem_startup(void);
 extern void txmq_register_launcher(void);
 extern bool txmq_worker_running(void);
-extern void txmq_worker_notice(TimestampTz due);
 
 #endif							/* TXMQ_H */

@@ -105,9 +105,6 @@ typedef struct WorkerSlot
 	pid_t		pid;			/* the worker serving dboid; 0 once it exits */
 	bool		no_extension;	/* it exited: txmq is not installed */
 	bool		poked;			/* CREATE EXTENSION committed meanwhile */
-	Latch	   *latch;			/* the worker's, while pid != 0 */
-	TimestampTz notify_at;		/* when it next looks for due notifications;
-								 * DT_NOEND while it is looking */
 } WorkerSlot;
 
 typedef struct WorkerShared
@@ -234,31 +231,6 @@ reload_config_if_asked(void)
 	}
 }
 
-/*
- * Messages of this database fall due for a NOTIFY at due (shmem.c): wake
- * its worker if it would sleep past that.  Must not throw.
- */
-void
-txmq_worker_notice(TimestampTz due)
-{
-	Latch	   *latch = NULL;
-
-	if (wshared == NULL)
-		return;
-	SpinLockAcquire(&wshared->mutex);
-	for (int i = 0; i < txmq_max_workers; i++)
-	{
-		WorkerSlot *s = &wshared->slots[i];
-
-		if (s->dboid == MyDatabaseId && s->pid != 0 &&
-			s->pid != MyProcPid && due < s->notify_at)
-			latch = s->latch;
-	}
-	SpinLockRelease(&wshared->mutex);
-	if (latch)
-		SetLatch(latch);
-}
-
 /* ---- poking the launcher at CREATE EXTENSION ---- */
 
 static void
@@ -328,11 +300,11 @@ txmq_poke_launcher_sql(PG_FUNCTION_ARGS)
 static void
 release_slot(int code, Datum arg)
 {
+	txmq_notifier_at(NULL, DT_NOEND);
 	SpinLockAcquire(&wshared->mutex);
 	if (my_slot->pid == MyProcPid)
 	{
 		my_slot->pid = 0;
-		my_slot->latch = NULL;
 		my_slot->no_extension = exit_no_extension;
 		if (!exit_no_extension)
 			my_slot->dboid = InvalidOid;
@@ -366,8 +338,6 @@ claim_slot(void)
 		my_slot->pid = MyProcPid;
 		my_slot->no_extension = false;
 		my_slot->poked = false;
-		my_slot->latch = MyLatch;
-		my_slot->notify_at = DT_NOEND;
 	}
 	SpinLockRelease(&wshared->mutex);
 	if (my_slot == NULL)
@@ -597,9 +567,7 @@ notify_round(void)
 		return not_before;
 
 	/* from here until it sleeps again, every post sets the latch */
-	SpinLockAcquire(&wshared->mutex);
-	my_slot->notify_at = DT_NOEND;
-	SpinLockRelease(&wshared->mutex);
+	txmq_notifier_at(MyLatch, DT_NOEND);
 
 	n = txmq_notify_take(now, fires, NOTIFY_BATCH, &next);
 	if (n == 0)
@@ -630,8 +598,8 @@ notify_round(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
-	 * Posts by others since the take have set the latch (notify_at is
-	 * DT_NOEND): the next call takes them, not sooner than the gap.
+	 * Posts by others since the take have set the latch (the next look
+	 * is DT_NOEND): the next call takes them, not sooner than the gap.
 	 */
 	return Max(next, not_before);
 }
@@ -669,9 +637,7 @@ txmq_worker_main(Datum main_arg)
 		wake = Min(round_at, notify_round());
 
 		/* committers whose due time comes sooner set the latch */
-		SpinLockAcquire(&wshared->mutex);
-		my_slot->notify_at = wake;
-		SpinLockRelease(&wshared->mutex);
+		txmq_notifier_at(MyLatch, wake);
 
 		now = GetCurrentTimestamp();
 		if (wake > now)

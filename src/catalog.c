@@ -106,7 +106,24 @@ txmq_interval_ms(const Interval *iv, const char *what, int64 min_ms,
 	return ms;
 }
 
-/* Argument argno as an interval within bounds; NULL if the SQL value is. */
+/*
+ * Argument argno, an interval, in milliseconds within [min_ms, max_ms];
+ * if_null if the SQL value is NULL.
+ */
+int64
+txmq_arg_ms(FunctionCallInfo fcinfo, int argno, const char *what,
+			int64 min_ms, int64 max_ms, int64 if_null)
+{
+	if (PG_ARGISNULL(argno))
+		return if_null;
+	return txmq_interval_ms(PG_GETARG_INTERVAL_P(argno), what, min_ms,
+							max_ms);
+}
+
+/*
+ * Argument argno as an interval within bounds, for the catalog, which keeps
+ * intervals; NULL if the SQL value is.
+ */
 Interval *
 txmq_arg_interval(FunctionCallInfo fcinfo, int argno, const char *what,
 				  int64 min_ms, int64 max_ms)
@@ -389,7 +406,7 @@ lookup(const char *topic, const char *sub)
 
 /*
  * The ids of a topic's subscriptions (palloc'd), which a send inserts
- * rows for; within txmq_begin.
+ * rows for; within txmq_scope_enter.
  */
 int
 txmq_topic_subscriptions(const TxmqTopic *topic, int32 **sub_ids)
@@ -417,7 +434,7 @@ txmq_topic_subscriptions(const TxmqTopic *topic, int32 **sub_ids)
 	return e->nsubs;
 }
 
-/* Find a topic and check the caller's privilege; within txmq_begin. */
+/* Find a topic and check the caller's privilege; within txmq_scope_enter. */
 void
 txmq_lookup_topic(const char *name, TxmqPrivilege priv, TxmqTopic *topic)
 {
@@ -431,7 +448,7 @@ txmq_lookup_topic(const char *name, TxmqPrivilege priv, TxmqTopic *topic)
 		deny("topic", name, priv);
 }
 
-/* Find a subscription and check the caller's privilege; within txmq_begin. */
+/* Find a subscription, check the caller's privilege; in the owner scope. */
 static void
 lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
 		   TxmqSub *out)
@@ -456,16 +473,16 @@ lookup_sub(const char *topic, const char *sub, TxmqPrivilege priv,
 
 /*
  * The common start of the functions that take (topic, subscription, ...):
- * check both names, begin a scope and look the subscription up.
+ * check both names, enter the owner scope and look the subscription up.
  */
 void
-txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv, bool writes,
-			   TxmqOwnerScope *scope, TxmqSub *sub)
+txmq_scope_enter_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv,
+					 bool writes, TxmqOwnerScope *scope, TxmqSub *sub)
 {
 	char	   *topic = txmq_arg_name(fcinfo, 0, "topic");
 	char	   *name = txmq_arg_name(fcinfo, 1, "subscription");
 
-	txmq_begin(scope, writes);
+	txmq_scope_enter(scope, writes);
 	lookup_sub(topic, name, priv, sub);
 }
 
@@ -626,7 +643,7 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 	check_exhausted(exhausted);
 	args[7] = CStringGetTextDatum(exhausted);
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	if (txmq_exec(PLAN_INSERT_TOPIC, args, nulls, 0) > 0)
 		catalog_changed();
 	else if (!if_not_exists)
@@ -672,7 +689,7 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 		}
 		exists_skipping("topic", name, &diff, "txmq.alter_topic()");
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -705,7 +722,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	txmq_require_arg(fcinfo, 6, "ordered", NULL);
 	args[6] = PG_GETARG_DATUM(6);
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_lookup_topic(topic_name, TXMQ_ADMIN, &topic);
 	args[0] = Int32GetDatum(topic.topic_id);
 	args[1] = CStringGetTextDatum(sub_name);
@@ -739,7 +756,7 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 		exists_skipping("subscription", sub_name, &diff,
 						"txmq.alter_subscription()");
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -782,7 +799,7 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 						PG_GETARG_OID(7))));
 
 	caller = GetUserId();
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
 	key = CStringGetTextDatum(name);
 	/* locked, so that concurrent changes of other options are kept */
@@ -871,7 +888,7 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 
 	txmq_exec(PLAN_ALTER_TOPIC, args, nulls, 0);
 	catalog_changed();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -896,7 +913,7 @@ txmq_alter_subscription(PG_FUNCTION_ARGS)
 	(void) txmq_arg_interval(fcinfo, 5, "backoff_max", 0,
 							 MAX_BACKOFF_MAX_MS);
 
-	txmq_begin_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
 	key[0] = Int32GetDatum(sub.topic.topic_id);
 	key[1] = PG_GETARG_DATUM(1);
 	if (txmq_exec(PLAN_SUB_ROW, key, NULL, 1) != 1)
@@ -913,7 +930,7 @@ txmq_alter_subscription(PG_FUNCTION_ARGS)
 
 	txmq_exec(PLAN_ALTER_SUB, args, NULL, 0);
 	catalog_changed();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -935,7 +952,7 @@ txmq_grants(PG_FUNCTION_ARGS)
 	int			nrows;
 
 	InitMaterializedSRF(fcinfo, 0);
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	if (!all)
 	{
 		txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
@@ -956,7 +973,7 @@ txmq_grants(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 &cols[2], &colnulls[2]);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }
 
@@ -970,7 +987,7 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 	TxmqOwnerScope scope;
 
 	txmq_require_arg(fcinfo, 1, "force", NULL);
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_lookup_topic(name, TXMQ_ADMIN, &topic);
 	arg = Int32GetDatum(topic.topic_id);
 	if (!PG_GETARG_BOOL(1))
@@ -984,7 +1001,7 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 	}
 	txmq_exec(PLAN_DROP_TOPIC, &arg, NULL, 0);
 	catalog_changed();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -995,11 +1012,11 @@ txmq_drop_subscription(PG_FUNCTION_ARGS)
 	Datum		arg;
 	TxmqOwnerScope scope;
 
-	txmq_begin_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DROP_SUB, &arg, NULL, 0);
 	catalog_changed();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -1035,13 +1052,13 @@ txmq_purge(PG_FUNCTION_ARGS)
 	int64		n;
 	TxmqOwnerScope scope;
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	args[1] = Int32GetDatum(lookup_admin_target(fcinfo, topic_name, 1,
 												&topic));
 	args[0] = Int32GetDatum(topic.topic_id);
 	txmq_exec(PLAN_PURGE, args, NULL, 0);
 	n = DatumGetInt64(txmq_col(0, 1, &isnull));
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_INT64(n);
 }
 
@@ -1075,7 +1092,7 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("txmq: 'receive' needs a subscription and 'send' takes none")));
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	args[1] = Int32GetDatum(lookup_admin_target(fcinfo, topic_name, 3,
 												&topic));
 	args[0] = Int32GetDatum(topic.topic_id);
@@ -1083,7 +1100,7 @@ change_grant(FunctionCallInfo fcinfo, TxmqPlanId plan)
 	args[3] = CStringGetTextDatum(priv);
 	txmq_exec(plan, args, NULL, 0);
 	catalog_changed();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 }
 
 Datum

@@ -209,7 +209,7 @@ apply_resolution(int64 msg_id)
 	return state;
 }
 
-/* The state of a message, HALF_GONE if there is none; within txmq_begin. */
+/* The state of a message, HALF_GONE if there is none; in the owner scope. */
 static HalfState
 current_state(int64 msg_id)
 {
@@ -223,7 +223,7 @@ current_state(int64 msg_id)
 
 /*
  * Resolve a message the producer's way, unless something resolved it
- * first; returns the state it ends in.  Within txmq_begin.
+ * first; returns the state it ends in.  Within txmq_scope_enter.
  */
 static HalfState
 resolve(int64 msg_id, HalfState to)
@@ -276,7 +276,7 @@ producer_resolves(FunctionCallInfo fcinfo, HalfState wanted)
 	HalfState	state;
 	bool		isnull;
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	if (txmq_exec(PLAN_HALF_BY_ID, &arg, NULL, 1) == 0)
 		no_such_half(msg_id);
 	txmq_lookup_topic(TextDatumGetCString(txmq_col(0, 2, &isnull)),
@@ -286,7 +286,7 @@ producer_resolves(FunctionCallInfo fcinfo, HalfState wanted)
 		no_such_half(msg_id);
 	if (state != wanted)
 		already_resolved(msg_id, state, wanted);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 }
 
 Datum
@@ -343,7 +343,7 @@ txmq_send_half(PG_FUNCTION_ARGS)
 	if (!nulls[6])
 		check_local_xid(PG_GETARG_FULLTRANSACTIONID(5));
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_lookup_topic(name, TXMQ_SEND, &topic);
 	args[0] = Int64GetDatum(txmq_next_msg_ids(1)[0]);
 	args[1] = Int32GetDatum(topic.topic_id);
@@ -358,7 +358,7 @@ txmq_send_half(PG_FUNCTION_ARGS)
 				 errmsg("txmq: topic \"%s\" has no check function, so a half message needs a producer_group or a local_xid",
 						name),
 				 errhint("Without them nobody could be asked whether to commit it.")));
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_DATUM(args[0]);
 }
 
@@ -398,10 +398,10 @@ txmq_pending_checks(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(txmq_arg_name(fcinfo, 0, "producer group"));
 	args[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	InitMaterializedSRF(fcinfo, 0);
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	n = txmq_exec(PLAN_PENDING_CHECKS, args, NULL, 0);
 	return_sendable_rows(fcinfo, n);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }
 
@@ -415,7 +415,7 @@ txmq_half_messages(PG_FUNCTION_ARGS)
 	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	if (!isnull)
 	{
 		TxmqTopic	topic;
@@ -426,7 +426,7 @@ txmq_half_messages(PG_FUNCTION_ARGS)
 	}
 	n = txmq_exec(PLAN_HALF_LIST, &arg, &isnull, 0);
 	return_sendable_rows(fcinfo, n);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }
 
@@ -448,7 +448,7 @@ spi_text(Datum d, bool isnull)
 
 /*
  * Read what checking msg_id needs, if it is an unresolved half message due
- * by due_before; within txmq_begin, the result outlives txmq_end.
+ * by due_before; within txmq_scope_enter, the result outlives txmq_scope_leave.
  */
 static bool
 read_check(int64 msg_id, TimestampTz due_before, HalfCheck *c)
@@ -622,20 +622,20 @@ check_half(int64 msg_id, TimestampTz due_before)
 	Datum		args[3];
 	HalfState	state;
 
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	if (!read_check(msg_id, due_before, &c))
 	{
-		txmq_end(&scope);
+		txmq_scope_leave(&scope);
 		return HALF_GONE;
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 
 	/* nobody to ask but the producers: they answer with commit_half */
 	ask_group = !c.has_xid && c.function == NULL;
 	if (!ask_group)
 		answer = ask(&c);
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	args[0] = Int64GetDatum(msg_id);
 	args[1] = CStringGetTextDatum(answer);
 	args[2] = TimestampTzGetDatum(GetCurrentTimestamp());
@@ -656,7 +656,7 @@ check_half(int64 msg_id, TimestampTz due_before)
 			Async_Notify(channel, psprintf(INT64_FORMAT, msg_id));
 		}
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return state;
 }
 
@@ -698,7 +698,7 @@ txmq_half_due(TimestampTz now, int max, int64 *ids, TimestampTz *next_due)
 
 	args[0] = TimestampTzGetDatum(now);
 	args[1] = Int32GetDatum(max);
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	n = txmq_exec(PLAN_HALF_DUE, args, NULL, 0);
 	for (int i = 0; i < n; i++)
 		ids[i] = DatumGetInt64(txmq_col(i, 1, &isnull));
@@ -706,7 +706,7 @@ txmq_half_due(TimestampTz now, int max, int64 *ids, TimestampTz *next_due)
 	*next_due = DatumGetTimestampTz(txmq_col(0, 1, &isnull));
 	if (isnull)
 		*next_due = DT_NOEND;
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return n;
 }
 
@@ -717,7 +717,7 @@ txmq_half_reclaim(TimestampTz before)
 	TxmqOwnerScope scope;
 	Datum		arg = TimestampTzGetDatum(before);
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_exec(PLAN_HALF_RECLAIM, &arg, NULL, 0);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 }

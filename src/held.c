@@ -149,7 +149,7 @@ txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
 	}
 	for (int c = 0; c < NCOLS; c++)
 		args[c] = array_of(cols[c], colnulls[c], n, types[c]);
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_exec(PLAN_RESTORE, args, NULL, 0);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 }

@@ -541,7 +541,7 @@ get_plan(TxmqPlanId id)
 
 /*
  * Execute statement id; returns the number of rows processed.  Results are
- * in SPI_tuptable until txmq_end().
+ * in SPI_tuptable until txmq_scope_leave().
  */
 int
 txmq_exec(TxmqPlanId id, Datum *values, const bool *isnull, long limit)
@@ -598,7 +598,7 @@ txmq_col(int row, int col, bool *isnull)
 
 /*
  * Return every row of SPI_tuptable from a set-returning function, in
- * materialize mode.  Must be called before txmq_end().
+ * materialize mode.  Must be called before txmq_scope_leave().
  */
 void
 txmq_return_tuptable(FunctionCallInfo fcinfo)

@@ -59,7 +59,7 @@ typedef bool (*LookFn) (const TxmqSub *sub, void *arg);
 typedef struct PollTake
 {
 	int			max;
-	Interval   *lease;
+	int64		lease_ms;		/* -1: the subscription's */
 	TupleDesc	desc;			/* txmq.delivery */
 	MemoryContext cxt;			/* the procedure's, outlives the looks */
 	Tuplestorestate *taken;		/* what the last look took */
@@ -103,7 +103,7 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 		bool		over;
 		long		ms = 0;
 
-		txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+		txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 		/* get on the wait list before looking, so no commit is missed */
 		cv = txmq_sub_cv(sub.topic.topic_id, sub.sub_id);
 		if (cv)
@@ -111,7 +111,7 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 		over = look(&sub, arg);
 		if (!over)
 			ms = txmq_sleep_ms(&sub, deadline, cv != NULL);
-		txmq_end(&scope);
+		txmq_scope_leave(&scope);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(lookcxt);
 		if (over || ms <= 0)
@@ -174,7 +174,7 @@ look_take(const TxmqSub *sub, void *arg)
 
 	take->taken = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContextSwitchTo(old);
-	if (txmq_receive_once(sub, take->max, txmq_lease_ms(take->lease, sub),
+	if (txmq_receive_once(sub, take->max, txmq_lease_ms(take->lease_ms, sub),
 						  take->taken, take->desc) > 0)
 		return true;
 	tuplestore_end(take->taken);
@@ -217,7 +217,7 @@ txmq_poll(PG_FUNCTION_ARGS)
 	Oid			elemtype;
 	int64		wait_ms;
 
-	take.lease = txmq_arg_lease(fcinfo, 3);
+	take.lease_ms = txmq_arg_lease_ms(fcinfo, 3);
 	wait_ms = txmq_arg_wait_ms(fcinfo, 4, "wait");
 	take.max = txmq_arg_max_messages(fcinfo, 2);
 	require_nonatomic(fcinfo, "poll");

@@ -437,32 +437,30 @@ txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno)
 int64
 txmq_arg_wait_ms(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	Interval   *wait = txmq_arg_interval(fcinfo, argno, name, 0, MAX_WAIT_MS);
-
-	return wait ? txmq_interval_ms(wait, name, 0, MAX_WAIT_MS) : 0;
+	return txmq_arg_ms(fcinfo, argno, name, 0, MAX_WAIT_MS, 0);
 }
 
-/* The lease argument argno; NULL when null (the subscription's lease). */
-Interval *
-txmq_arg_lease(FunctionCallInfo fcinfo, int argno)
-{
-	return txmq_arg_interval(fcinfo, argno, "lease", MIN_LEASE_MS,
-							 MAX_LEASE_MS);
-}
-
-/* The lease a receive gives, in ms: lease, or else the subscription's. */
+/* The lease argument argno in ms; -1 when null (the subscription's lease). */
 int64
-txmq_lease_ms(const Interval *lease, const TxmqSub *sub)
+txmq_arg_lease_ms(FunctionCallInfo fcinfo, int argno)
 {
-	return txmq_interval_ms(lease ? lease : &sub->lease, "lease",
-							MIN_LEASE_MS, MAX_LEASE_MS);
+	return txmq_arg_ms(fcinfo, argno, "lease", MIN_LEASE_MS, MAX_LEASE_MS, -1);
+}
+
+/* The lease a receive gives, in ms: lease_ms, or else the subscription's. */
+int64
+txmq_lease_ms(int64 lease_ms, const TxmqSub *sub)
+{
+	if (lease_ms >= 0)
+		return lease_ms;
+	return txmq_interval_ms(&sub->lease, "lease", MIN_LEASE_MS, MAX_LEASE_MS);
 }
 
 Datum
 txmq_receive(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Interval   *lease = txmq_arg_lease(fcinfo, 3);
+	int64		lease_arg = txmq_arg_lease_ms(fcinfo, 3);
 	int64		wait_ms = txmq_arg_wait_ms(fcinfo, 4, "wait");
 	TimestampTz deadline = after_ms(GetCurrentTimestamp(), wait_ms);
 	int			max = txmq_arg_max_messages(fcinfo, 2);
@@ -478,8 +476,8 @@ txmq_receive(PG_FUNCTION_ARGS)
 				 errdetail("A transaction snapshot would never see the messages it waits for.")));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	lease_ms = txmq_lease_ms(lease, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	lease_ms = txmq_lease_ms(lease_arg, &sub);
 	if (wait_ms > 0)
 		cv = txmq_sub_cv(sub.topic.topic_id, sub.sub_id);
 	for (;;)
@@ -499,7 +497,7 @@ txmq_receive(PG_FUNCTION_ARGS)
 	}
 	if (cv)
 		ConditionVariableCancelSleep();
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }
 
@@ -532,7 +530,7 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &id_datums, NULL, &nids);
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	for (int i = 0; i < nids; i++)
 	{
 		if (txmq_xact_ack_held(sub.sub_id, DatumGetInt64(id_datums[i])))
@@ -563,17 +561,8 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 	txmq_xact_tally(sub.topic.topic_id, sub.sub_id, CNT_ACKED, n);
 	if (n > 0)
 		key_released(&sub);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return n;
-}
-
-static void
-require_msg_id(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: msg_id must not be null")));
 }
 
 static void
@@ -590,7 +579,7 @@ txmq_ack(PG_FUNCTION_ARGS)
 {
 	Datum		id;
 
-	require_msg_id(fcinfo, 2);
+	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
 	id = PG_GETARG_DATUM(2);
 	PG_RETURN_BOOL(ack_ids(fcinfo,
 						   construct_array(&id, 1, INT8OID, 8,
@@ -603,10 +592,7 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 {
 	ArrayType  *ids;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: msg_ids must not be null")));
+	txmq_require_arg(fcinfo, 2, "msg_ids", NULL);
 	ids = PG_GETARG_ARRAYTYPE_P(2);
 	check_id_array(ids);
 	PG_RETURN_INT32(ack_ids(fcinfo, ids));
@@ -686,7 +672,7 @@ dead_letter_found(const TxmqSub *sub, int64 msg_id, bool held,
 Datum
 txmq_nack(PG_FUNCTION_ARGS)
 {
-	Interval   *delay = txmq_arg_interval(fcinfo, 3, "delay", 0, MAX_DELAY_MS);
+	int64		delay_ms = txmq_arg_ms(fcinfo, 3, "delay", 0, MAX_DELAY_MS, -1);
 	char	   *error = arg_error(fcinfo, 4);
 	int64		msg_id;
 	TxmqOwnerScope scope;
@@ -694,9 +680,9 @@ txmq_nack(PG_FUNCTION_ARGS)
 	bool		held;
 	int32		attempt;
 
-	require_msg_id(fcinfo, 2);
+	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
 	msg_id = PG_GETARG_INT64(2);
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, msg_id, &held);
 	if (attempt >= sub.max_deliveries)
 	{
@@ -705,9 +691,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 	}
 	else if (attempt >= 0)
 	{
-		int64		ms = delay ? txmq_interval_ms(delay, "delay", 0,
-												  MAX_DELAY_MS)
-			: backoff_ms(&sub, attempt);
+		int64		ms = delay_ms >= 0 ? delay_ms : backoff_ms(&sub, attempt);
 		TimestampTz due = after_ms(GetCurrentTimestamp(), ms);
 
 		if (held)
@@ -734,7 +718,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 		else if (sub.topic.notify)
 			txmq_xact_due(sub.topic.topic_id, due);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
 }
 
@@ -747,8 +731,8 @@ txmq_reject(PG_FUNCTION_ARGS)
 	bool		held;
 	int32		attempt;
 
-	require_msg_id(fcinfo, 2);
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
 	if (attempt >= 0)
 	{
@@ -756,29 +740,24 @@ txmq_reject(PG_FUNCTION_ARGS)
 						  error ? error : "rejected");
 		key_released(&sub);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_BOOL(attempt >= 0);
 }
 
 Datum
 txmq_extend_lease(PG_FUNCTION_ARGS)
 {
-	Interval   *lease;
 	TimestampTz until;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	bool		found = true;
 
-	require_msg_id(fcinfo, 2);
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("txmq: lease must not be null")));
-	lease = txmq_arg_interval(fcinfo, 3, "lease", MIN_LEASE_MS, MAX_LEASE_MS);
+	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
+	txmq_require_arg(fcinfo, 3, "lease", NULL);
 	until = after_ms(GetCurrentTimestamp(),
-					 txmq_interval_ms(lease, "lease", 0, MAX_LEASE_MS));
+					 txmq_arg_lease_ms(fcinfo, 3));
 
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	if (!txmq_xact_extend_held(sub.sub_id, PG_GETARG_INT64(2), until))
 	{
 		Datum		args[3];
@@ -795,7 +774,7 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 		if (found && sub.topic.notify)
 			txmq_xact_due(sub.topic.topic_id, until);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(until);
@@ -808,11 +787,11 @@ txmq_dead_letters(PG_FUNCTION_ARGS)
 	TxmqSub		sub;
 	Datum		arg;
 
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, false, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, false, &scope, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DEAD_LETTERS, &arg, NULL, 0);
 	txmq_return_tuptable(fcinfo);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }
 
@@ -827,14 +806,14 @@ txmq_redrive(PG_FUNCTION_ARGS)
 
 	if (!nulls[1])
 		check_id_array(PG_GETARG_ARRAYTYPE_P(2));
-	txmq_begin_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
+	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	args[0] = Int32GetDatum(sub.sub_id);
 	args[1] = nulls[1] ? (Datum) 0 : PG_GETARG_DATUM(2);
 	n = txmq_exec(PLAN_REDRIVE, args, nulls, 0);
 	txmq_xact_wake(sub.topic.topic_id, sub.sub_id, n, 0);
 	if (n > 0)
 		txmq_notify_topic(&sub.topic);
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	PG_RETURN_INT32(n);
 }
 

@@ -78,7 +78,7 @@ txmq_reclaim_storage(void)
 	CommitTransactionCommand();
 }
 
-#define DROPPED_MEMORY_US ((int64) 86400 * USECS_PER_SEC)
+#define DROPPED_MEMORY_US USECS_PER_DAY
 
 /*
  * Delete the rows of sub_id from txmq.name, whose primary key leads with
@@ -127,7 +127,7 @@ txmq_reap_dropped(TimestampTz now)
 	Datum		arg = TimestampTzGetDatum(now - DROPPED_MEMORY_US);
 	int			n;
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	n = txmq_exec(PLAN_REAP_DROPPED, &arg, NULL, 0);
 	for (int i = 0; i < n; i++)
 	{
@@ -137,5 +137,5 @@ txmq_reap_dropped(TimestampTz now)
 		delete_sub_rows("msg", sub_id);
 		delete_sub_rows("dead_letter", sub_id);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 }

@@ -6,10 +6,10 @@
  *
  * txmq's tables are granted to no one; every SQL entry point checks the
  * caller's privileges on the topic (catalog.c) and then runs its
- * statements (plans.c) inside txmq_begin() / txmq_end(), which connect SPI
- * and switch to the owner of schema txmq, i.e. whoever ran CREATE
- * EXTENSION.  txmq_caller() is the role that called the txmq function
- * now running, for the privilege checks made inside the scope.
+ * statements (plans.c) between txmq_scope_enter() and txmq_scope_leave(),
+ * which connect SPI and switch to the owner of schema txmq, i.e. whoever
+ * ran CREATE EXTENSION.  txmq_caller() is the role that called the txmq
+ * function now running, for the privilege checks made inside the scope.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,10 +54,10 @@ txmq_caller(void)
 }
 
 /*
- * An error skips txmq_end().  Like PostgreSQL with the user id itself,
- * restore the caller the (sub)transaction that the error aborts started
- * with, so that an enclosing txmq function (the worker calling a check
- * function that calls txmq, say) goes on with its own caller.
+ * An error skips txmq_scope_leave().  Like PostgreSQL with the user id
+ * itself, restore the caller the (sub)transaction that the error aborts
+ * started with, so that an enclosing txmq function (the worker calling a
+ * check function that calls txmq, say) goes on with its own caller.
  */
 static Oid *caller_at_level = NULL;
 static int	ncaller_levels = 0;
@@ -103,13 +103,13 @@ txmq_scope_init(void)
 }
 
 /*
- * Connect to SPI and act as the extension owner until txmq_end().  The
- * caller's privileges on the topic are checked by txmq_lookup_*; the
+ * Connect to SPI and act as the extension owner until txmq_scope_leave().
+ * The caller's privileges on the topic are checked by txmq_lookup_*; the
  * tables themselves are not granted to anyone.  An error unwinds both the
  * SPI connection and the user switch with the (sub)transaction.
  */
 void
-txmq_begin(TxmqOwnerScope *scope, bool writes)
+txmq_scope_enter(TxmqOwnerScope *scope, bool writes)
 {
 	if (writes && RecoveryInProgress())
 		ereport(ERROR,
@@ -132,7 +132,7 @@ txmq_begin(TxmqOwnerScope *scope, bool writes)
 }
 
 void
-txmq_end(TxmqOwnerScope *scope)
+txmq_scope_leave(TxmqOwnerScope *scope)
 {
 	SetUserIdAndSecContext(scope->save_user, scope->save_sec);
 	current_caller = scope->save_caller;

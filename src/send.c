@@ -25,7 +25,7 @@
 PG_FUNCTION_INFO_V1(txmq_send);
 PG_FUNCTION_INFO_V1(txmq_send_batch);
 
-/* Draw n message ids, allocated to outlive txmq_end(). */
+/* Draw n message ids, allocated to outlive txmq_scope_leave(). */
 int64 *
 txmq_next_msg_ids(int n)
 {
@@ -40,7 +40,7 @@ txmq_next_msg_ids(int n)
 /*
  * Insert one row per subscription for each message and owe the
  * subscriptions a wakeup; returns the number of rows.  Used by send,
- * send_batch and commit_half, within txmq_begin.
+ * send_batch and commit_half, within txmq_scope_enter.
  */
 int
 txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
@@ -123,8 +123,7 @@ static int64 *
 send_payloads(FunctionCallInfo fcinfo, Datum *payloads, int n)
 {
 	char	   *name = txmq_arg_name(fcinfo, 0, "topic");
-	Interval   *delay = txmq_arg_interval(fcinfo, 4, "delay", 0,
-										  MAX_DELAY_MS);
+	int64		delay_ms = txmq_arg_ms(fcinfo, 4, "delay", 0, MAX_DELAY_MS, 0);
 	TimestampTz now = GetCurrentTimestamp();
 	bool		argnulls[3] = {PG_ARGISNULL(2), PG_ARGISNULL(3), true};
 	TxmqOwnerScope scope;
@@ -135,16 +134,14 @@ send_payloads(FunctionCallInfo fcinfo, Datum *payloads, int n)
 	for (int i = 0; i < n; i++)
 		txmq_check_payload(DatumGetJsonbP(payloads[i]), "payload", false);
 
-	txmq_begin(&scope, true);
+	txmq_scope_enter(&scope, true);
 	txmq_lookup_topic(name, TXMQ_SEND, &topic);
 	ids = txmq_next_msg_ids(n);
 	txmq_deliver(&topic, ids, payloads, n,
 				 argnulls[0] ? (Datum) 0 : PG_GETARG_DATUM(2),
 				 argnulls[1] ? (Datum) 0 : PG_GETARG_DATUM(3),
-				 (Datum) 0, argnulls, now,
-				 delay ? now + txmq_interval_ms(delay, "delay", 0,
-												MAX_DELAY_MS) * 1000 : now);
-	txmq_end(&scope);
+				 (Datum) 0, argnulls, now, now + delay_ms * 1000);
+	txmq_scope_leave(&scope);
 	return ids;
 }
 

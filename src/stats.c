@@ -36,7 +36,7 @@ txmq_stats(PG_FUNCTION_ARGS)
 	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	nrows = txmq_exec(PLAN_STATS, &now, NULL, 0);
 	rows = SPI_tuptable;		/* txmq_has_privilege() runs queries too */
 	for (int i = 0; i < nrows; i++)
@@ -93,6 +93,6 @@ txmq_stats(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }

@@ -158,8 +158,8 @@ typedef struct TxmqOwnerScope
 	Oid			save_caller;
 } TxmqOwnerScope;
 
-extern void txmq_begin(TxmqOwnerScope *scope, bool writes);
-extern void txmq_end(TxmqOwnerScope *scope);
+extern void txmq_scope_enter(TxmqOwnerScope *scope, bool writes);
+extern void txmq_scope_leave(TxmqOwnerScope *scope);
 extern Oid	txmq_caller(void);
 extern void txmq_scope_init(void);
 
@@ -198,10 +198,13 @@ extern void txmq_lookup_topic(const char *name, TxmqPrivilege priv,
 							  TxmqTopic *topic);
 extern bool txmq_has_privilege(const TxmqTopic *topic, int32 sub_id,
 							   TxmqPrivilege priv);
-extern void txmq_begin_sub(FunctionCallInfo fcinfo, TxmqPrivilege priv,
-						   bool writes, TxmqOwnerScope *scope, TxmqSub *sub);
+extern void txmq_scope_enter_sub(FunctionCallInfo fcinfo,
+								 TxmqPrivilege priv, bool writes,
+								 TxmqOwnerScope *scope, TxmqSub *sub);
 extern int64 txmq_interval_ms(const Interval *iv, const char *what,
 							  int64 min_ms, int64 max_ms);
+extern int64 txmq_arg_ms(FunctionCallInfo fcinfo, int argno, const char *what,
+						 int64 min_ms, int64 max_ms, int64 if_null);
 extern Interval *txmq_arg_interval(FunctionCallInfo fcinfo, int argno,
 								   const char *what, int64 min_ms,
 								   int64 max_ms);
@@ -356,8 +359,8 @@ extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 extern int	txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno);
 extern int64 txmq_arg_wait_ms(FunctionCallInfo fcinfo, int argno,
 							  const char *name);
-extern Interval *txmq_arg_lease(FunctionCallInfo fcinfo, int argno);
-extern int64 txmq_lease_ms(const Interval *lease, const TxmqSub *sub);
+extern int64 txmq_arg_lease_ms(FunctionCallInfo fcinfo, int argno);
+extern int64 txmq_lease_ms(int64 lease_ms, const TxmqSub *sub);
 extern int	txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 							  Tuplestorestate *out, TupleDesc out_desc);
 extern bool txmq_any_ready(const TxmqSub *sub);

@@ -440,7 +440,7 @@ refresh_notify_topics(void)
 	int32	   *ids;
 	int			n;
 
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	n = txmq_exec(PLAN_NOTIFY_TOPICS, NULL, NULL, 0);
 	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int32) * (n + 1));
 	for (int i = 0; i < n; i++)
@@ -453,7 +453,7 @@ refresh_notify_topics(void)
 					cmp_int32) == NULL)
 			txmq_notify_post(ids[i], DT_NOBEGIN, false);
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	if (notify_topics)
 		pfree(notify_topics);
 	notify_topics = ids;
@@ -525,7 +525,7 @@ notify_fired(TxmqNotifyFire *fires, int n, TimestampTz now)
 											  TYPALIGN_CHAR));
 	args[3] = TimestampTzGetDatum(now);
 
-	txmq_begin(&scope, false);
+	txmq_scope_enter(&scope, false);
 	rows = txmq_exec(PLAN_NOTIFY_DUE, args, NULL, 0);
 	for (int i = 0; i < rows; i++)
 	{
@@ -546,7 +546,7 @@ notify_fired(TxmqNotifyFire *fires, int n, TimestampTz now)
 		txmq_notify_post(topic.topic_id, DatumGetTimestampTz(next), false);
 		earliest = Min(earliest, DatumGetTimestampTz(next));
 	}
-	txmq_end(&scope);
+	txmq_scope_leave(&scope);
 	return earliest;
 }
 

@@ -165,10 +165,22 @@ COMMIT;
 } x 20000;
 	});
 
+# The commits the producer saw acknowledged, as its output says so far.
+# A commit is visible on the primary a moment before its client hears of
+# it, so the test waits on what the producer heard, not on the table.
+sub acked
+{
+	return map { /^committed (\d+)$/ ? $1 : () }
+	  split /\n/, slurp_file("$tmp/producer.out");
+}
+
 # let them run, then kill the primary in the middle of it
 ok( $primary->poll_query_until('postgres',
-		q{SELECT count(*) >= 300 AND (SELECT count(*) FROM consumed) > 50 FROM sent}),
-	'producer and consumer are running');
+		q{SELECT (SELECT count(*) FROM consumed) > 50}),
+	'the consumer is running');
+my $until = time + 180;
+usleep(50_000) while scalar(acked()) < 300 && time < $until;
+cmp_ok(scalar(acked()), '>=', 300, 'the producer is running');
 $primary->stop('immediate');
 $standby->promote;
 waitpid($_, 0) for @kids;
@@ -177,8 +189,7 @@ $local->{run}->kill_kill;    # its server is gone
 # the producer of H2 reconnects to the new primary and commits
 $standby->safe_psql('postgres', "SELECT txmq.commit_half($h2)");
 
-my @acked = map { /^committed (\d+)$/ ? $1 : () }
-  split /\n/, slurp_file("$tmp/producer.out");
+my @acked = acked();
 cmp_ok(scalar(@acked), '>=', 300, 'the producer saw commits acknowledged');
 
 # every acknowledged commit is on the new primary

@@ -634,12 +634,45 @@ apply_at_commit(void)
 }
 
 /*
+ * The topics whose worker must notify after a rollback, each posted once:
+ * posting per message would let the worker take the first post and find a
+ * second one after its round, notifying twice.
+ */
+#define MAX_REPOSTS 16
+
+typedef struct Reposts
+{
+	int			n;
+	int32		topic_id[MAX_REPOSTS];
+	bool		forced[MAX_REPOSTS];
+} Reposts;
+
+static void
+repost(Reposts *r, int32 topic_id, bool forced)
+{
+	for (int i = 0; i < r->n; i++)
+		if (r->topic_id[i] == topic_id)
+		{
+			r->forced[i] |= forced;
+			return;
+		}
+	if (r->n == MAX_REPOSTS)
+	{
+		txmq_notify_post(topic_id, DT_NOBEGIN, forced);
+		return;
+	}
+	r->topic_id[r->n] = topic_id;
+	r->forced[r->n] = forced;
+	r->n++;
+}
+
+/*
  * What entry e did was rolled back: the aborted attempts it took go back,
  * plus one if the consumer was given the message, and a received message
  * is free again.  Returns whether the consumer was given it.
  */
 static bool
-undo(const Entry *e)
+undo(const Entry *e, Reposts *r)
 {
 	int32		sub_id = e->held.sub_id;
 	int64		msg_id = e->held.msg_id;
@@ -656,10 +689,24 @@ undo(const Entry *e)
 	 * whether the topic has notify on; this callback cannot look).
 	 */
 	if (e->received_here && e->notify)
-		txmq_notify_post(e->topic_id, DT_NOBEGIN, true);
+		repost(r, e->topic_id, true);
 	else if (!e->received_here)
-		txmq_notify_post(e->topic_id, DT_NOBEGIN, false);
+		repost(r, e->topic_id, false);
 	return e->received_here && e->delivered;
+}
+
+/* Undo the entries from first on; returns how many were delivered. */
+static int
+undo_from(int first)
+{
+	Reposts		r = {0};
+	int			ndelivered = 0;
+
+	for (int i = first; i < entries.n; i++)
+		ndelivered += undo(&entries.items[i], &r);
+	for (int i = 0; i < r.n; i++)
+		txmq_notify_post(r.topic_id[i], DT_NOBEGIN, r.forced[i]);
+	return ndelivered;
 }
 
 /*
@@ -711,7 +758,7 @@ static int
 roll_back_level(void)
 {
 	const Level *level = &levels.items[levels.n - 1];
-	int			ndelivered = 0;
+	int			ndelivered;
 
 	/* what settled them was rolled back with the savepoint */
 	for (int s = level->nsettled; s < settled.n; s++)
@@ -721,8 +768,7 @@ roll_back_level(void)
 		e->settled = false;
 		count_key(e, 1);
 	}
-	for (int i = level->nentries; i < entries.n; i++)
-		ndelivered += undo(&entries.items[i]);
+	ndelivered = undo_from(level->nentries);
 	while (entries.n > level->nentries)
 		forget_newest();
 	settled.n = level->nsettled;
@@ -770,11 +816,10 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 			{
-				int			ndelivered = 0;
+				int			ndelivered;
 
 				release_claims();
-				for (int i = 0; i < entries.n; i++)
-					ndelivered += undo(&entries.items[i]);
+				ndelivered = undo_from(0);
 				reset();
 				warn_uncounted(ndelivered);
 			}

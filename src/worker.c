@@ -381,6 +381,17 @@ exit_if_unwanted(void)
 }
 
 /* Log errors in the check of msg_id with its id. */
+/* After an error in a round: report it and leave the transaction. */
+static void
+recover(void)
+{
+	HOLD_INTERRUPTS();
+	EmitErrorReport();
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	RESUME_INTERRUPTS();
+}
+
 static void
 check_error_context(void *arg)
 {
@@ -408,11 +419,7 @@ check_one(int64 msg_id)
 	PG_CATCH();
 	{
 		/* as autovacuum does for a table: report, clean up, go on */
-		HOLD_INTERRUPTS();
-		EmitErrorReport();
-		AbortOutOfAnyTransaction();
-		FlushErrorState();
-		RESUME_INTERRUPTS();
+		recover();
 	}
 	PG_END_TRY();
 	error_context_stack = callback.previous;
@@ -584,11 +591,7 @@ notify_round(void)
 	PG_CATCH();
 	{
 		/* report, and try those topics again after a naptime */
-		HOLD_INTERRUPTS();
-		EmitErrorReport();
-		AbortOutOfAnyTransaction();
-		FlushErrorState();
-		RESUME_INTERRUPTS();
+		recover();
 		not_before = now + txmq_worker_naptime_ms * (TimestampTz) 1000;
 		for (int i = 0; i < n; i++)
 			txmq_notify_post(fires[i].topic_id, fires[i].since,

@@ -98,6 +98,8 @@ sub start_query
 	$bg->{stdout} = '';
 	$bg->{stderr} = '';
 	$bg->{stdin} .= "$sql\n\\echo $m\n";
+	# the session's timer bounds one query, not the whole test
+	$bg->{timeout}->start() if $bg->{timeout};
 	$bg->{run}->pump_nb;
 	return $m;
 }

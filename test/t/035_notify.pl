@@ -31,44 +31,10 @@ my $wait_s = 60;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# ---- a background psql session that runs one query at a time ----
-
-my $marker = 0;
-
-sub start_query
-{
-	my ($bg, $q) = @_;
-	my $m = 'notify_done_' . ++$marker;
-	$bg->{stdout} = '';
-	$bg->{stderr} = '';
-	$bg->{stdin} .= "$q\n\\echo $m\n";
-	# the session's timer bounds one query, not the whole test
-	$bg->{timeout}->start() if $bg->{timeout};
-	$bg->{run}->pump_nb;
-	return $m;
-}
-
-sub wait_result
-{
-	my ($bg, $m) = @_;
-	my $until = time + $wait_s;
-	for (;;)
-	{
-		$bg->{run}->pump_nb;
-		last if $bg->{stdout} =~ /^$m$/m;
-		die "timed out waiting for $m; stderr: $bg->{stderr}" if time > $until;
-		sleep 0.005;
-	}
-	my $out = $bg->{stdout};
-	$out =~ s/^$m\n//m;
-	chomp $out;
-	return $out;
-}
-
 sub run_in
 {
 	my ($bg, $q) = @_;
-	return wait_result($bg, start_query($bg, $q));
+	return TxmqTest::wait_result($bg, TxmqTest::start_query($bg, $q), $wait_s);
 }
 
 # ---- the listener ----

@@ -124,15 +124,21 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 	MemoryContextDelete(lookcxt);
 }
 
-/* A procedure's result: its one output argument. */
-static Datum
-output_argument(FunctionCallInfo fcinfo, Datum value, bool isnull)
+/* The row a procedure returns: its output arguments (here, one). */
+static TupleDesc
+output_desc(FunctionCallInfo fcinfo)
 {
 	TupleDesc	desc;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "txmq: procedure has no output argument");
-	desc = BlessTupleDesc(desc);
+	return BlessTupleDesc(desc);
+}
+
+/* A procedure's result: its one output argument. */
+static Datum
+output_argument(TupleDesc desc, Datum value, bool isnull)
+{
 	return HeapTupleGetDatum(heap_form_tuple(desc, &value, &isnull));
 }
 
@@ -158,7 +164,7 @@ txmq_wait(PG_FUNCTION_ARGS)
 
 	require_nonatomic(fcinfo, "wait");
 	long_poll(fcinfo, wait_ms, look_ready, &ready);
-	return output_argument(fcinfo, BoolGetDatum(ready), false);
+	return output_argument(output_desc(fcinfo), BoolGetDatum(ready), false);
 }
 
 /*
@@ -221,13 +227,12 @@ txmq_poll(PG_FUNCTION_ARGS)
 	wait_ms = txmq_arg_wait_ms(fcinfo, 4, "wait");
 	take.max = txmq_arg_max_messages(fcinfo, 2);
 	require_nonatomic(fcinfo, "poll");
-	if (get_call_result_type(fcinfo, NULL, &outdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "txmq: procedure has no output argument");
+	outdesc = output_desc(fcinfo);
 	elemtype = get_element_type(TupleDescAttr(outdesc, 0)->atttypid);
 	take.desc = lookup_rowtype_tupdesc_copy(elemtype, -1);
 	take.cxt = CurrentMemoryContext;
 	take.taken = NULL;
 	long_poll(fcinfo, wait_ms, look_take, &take);
-	return output_argument(fcinfo, deliveries_array(take.taken, take.desc),
+	return output_argument(outdesc, deliveries_array(take.taken, take.desc),
 						   false);
 }

@@ -74,7 +74,7 @@ is($node->safe_psql('old', q{
 	SELECT 'ok'}), "\n\nok", 'and they work when made again');
 is($node->safe_psql('old',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'txmq'}),
-	'0.3', 'updated to 0.3');
+	'0.4', 'updated to 0.4');
 is($node->safe_psql('old', $census), $before, 'the update keeps every message');
 
 # the same objects, definitions, privileges and dump registrations as a

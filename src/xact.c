@@ -56,9 +56,13 @@
  * so a rolled-back send wakes no one and counts nothing.
  *
  * The ledger.  Its entries, one per message received or settled here, lie
- * in an array in the order they were made, found by (subscription,
- * message) through a hash table, and for ordered subscriptions the keys
- * held are counted in a second one: a receive and ack of N messages costs
+ * in an array in the order they were made.  Most transactions make a few
+ * (a receive of one message, its ack), and for them a look along the
+ * array finds a message, or a held key, faster than building hash tables
+ * would; once a transaction has made INDEX_AFTER entries, they are found
+ * by (subscription, message) through a hash table, and for ordered
+ * subscriptions the keys held are counted in a second one, built then and
+ * kept to the transaction's end: a receive and ack of N messages costs
  * O(N).  Whatever a savepoint did was done after it began, so it lies at
  * the end of the arrays: a level marks where each savepoint that wrote
  * here began, and its rollback undoes what lies past the mark, its
@@ -120,7 +124,8 @@ typedef struct Entry
 	bool		settled;
 	int32		taken;			/* aborted attempts taken over (shmem.c) */
 	const text *key;			/* its key, if received here with one */
-	int			older;			/* the message's previous entry, or -1 */
+	int			older;			/* the message's previous entry, or -1 (set
+								 * once indexed) */
 } Entry;
 
 /* Where a savepoint that wrote to the ledger began (see the file header) */
@@ -131,6 +136,9 @@ typedef struct Level
 	int			nsettled;
 	int			ntallies;
 } Level;
+
+/* The ledger is indexed once it has this many entries (file header). */
+#define INDEX_AFTER 32
 
 /* by_msg: the newest entry of a message */
 typedef struct MsgTag
@@ -171,7 +179,7 @@ static ARRAY_OF(int) settled;	/* entries settled here, in order */
 static ARRAY_OF(Tally) tallies;
 static ARRAY_OF(Claim) claims;	/* taken by the receive now running */
 static ARRAY_OF(Level) levels;
-static HTAB *by_msg;			/* NULL until the first entry */
+static HTAB *by_msg;			/* NULL until indexed */
 static HTAB *by_key;
 
 static void *
@@ -236,25 +244,6 @@ key_match(const void *key1, const void *key2, Size keysize)
 				  VARSIZE_ANY_EXHDR(a->key));
 }
 
-static void
-create_hashes(void)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(MsgTag);
-	ctl.entrysize = sizeof(MsgSlot);
-	ctl.hcxt = TopTransactionContext;
-	by_msg = hash_create("txmq ledger", 256, &ctl,
-						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctl.keysize = sizeof(KeyTag);
-	ctl.entrysize = sizeof(KeySlot);
-	ctl.hash = key_hash;
-	ctl.match = key_match;
-	by_key = hash_create("txmq ledger keys", 64, &ctl,
-						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
-						 HASH_CONTEXT);
-}
-
 static MsgSlot *
 msg_slot(int32 sub_id, int64 msg_id, HASHACTION action, bool *found)
 {
@@ -267,6 +256,97 @@ msg_slot(int32 sub_id, int64 msg_id, HASHACTION action, bool *found)
 	return hash_search(by_msg, &tag, action, found);
 }
 
+/* Index entry i, the newest so far, by its message. */
+static void
+index_entry(int i)
+{
+	Entry	   *e = &entries.items[i];
+	MsgSlot    *slot;
+	bool		found;
+
+	slot = msg_slot(e->held.sub_id, e->held.msg_id, HASH_ENTER, &found);
+	e->older = found ? slot->newest : -1;
+	slot->newest = i;
+}
+
+/* Count e's key, if it has one, as held once more (+1) or less (-1). */
+static void
+count_key(const Entry *e, int delta)
+{
+	KeyTag		tag;
+	KeySlot    *slot;
+	bool		found;
+
+	if (e->key == NULL || by_key == NULL)
+		return;
+	tag.sub_id = e->held.sub_id;
+	tag.key = e->key;
+	slot = hash_search(by_key, &tag, HASH_ENTER, &found);
+	if (!found)
+		slot->nheld = 0;
+	slot->nheld += delta;
+}
+
+/* The ledger has grown past INDEX_AFTER entries: build its hash tables. */
+static void
+build_index(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(MsgTag);
+	ctl.entrysize = sizeof(MsgSlot);
+	ctl.hcxt = TopTransactionContext;
+	by_msg = hash_create("txmq ledger", 4 * INDEX_AFTER, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(KeyTag);
+	ctl.entrysize = sizeof(KeySlot);
+	ctl.hash = key_hash;
+	ctl.match = key_match;
+	by_key = hash_create("txmq ledger keys", INDEX_AFTER, &ctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+						 HASH_CONTEXT);
+	for (int i = 0; i < entries.n; i++)
+	{
+		index_entry(i);
+		if (!entries.items[i].settled)
+			count_key(&entries.items[i], 1);
+	}
+}
+
+/* The newest of the first n entries that is of a message, or -1. */
+static int
+entry_before(int n, int32 sub_id, int64 msg_id)
+{
+	for (int i = n - 1; i >= 0; i--)
+		if (entries.items[i].held.msg_id == msg_id &&
+			entries.items[i].held.sub_id == sub_id)
+			return i;
+	return -1;
+}
+
+/* The newest entry of a message, or -1 */
+static int
+entry_newest(int32 sub_id, int64 msg_id)
+{
+	MsgSlot    *slot;
+
+	if (by_msg == NULL)
+		return entry_before(entries.n, sub_id, msg_id);
+	slot = msg_slot(sub_id, msg_id, HASH_FIND, NULL);
+	return slot ? slot->newest : -1;
+}
+
+/* The entry of the same message made before entry i, or -1 */
+static int
+entry_older(int i)
+{
+	const Entry *e = &entries.items[i];
+
+	if (by_msg == NULL)
+		return entry_before(i, e->held.sub_id, e->held.msg_id);
+	return e->older;
+}
+
 /*
  * The index of this transaction's entry of a message it received and
  * still holds, or (if settled) also of one it has settled since; or -1.
@@ -274,10 +354,7 @@ msg_slot(int32 sub_id, int64 msg_id, HASHACTION action, bool *found)
 static int
 find_received(int32 sub_id, int64 msg_id, bool settled)
 {
-	MsgSlot    *slot = by_msg ? msg_slot(sub_id, msg_id, HASH_FIND, NULL)
-		: NULL;
-
-	for (int i = slot ? slot->newest : -1; i >= 0; i = entries.items[i].older)
+	for (int i = entry_newest(sub_id, msg_id); i >= 0; i = entry_older(i))
 	{
 		const Entry *e = &entries.items[i];
 
@@ -303,39 +380,18 @@ static Entry *
 add_entry(int32 topic_id, int32 sub_id, int64 msg_id)
 {
 	Entry	   *e;
-	MsgSlot    *slot;
-	bool		found;
 
 	enter_level();
-	if (by_msg == NULL)
-		create_hashes();
 	e = APPEND(entries);
 	memset(e, 0, sizeof(*e));
 	e->topic_id = topic_id;
 	e->held.sub_id = sub_id;
 	e->held.msg_id = msg_id;
-	slot = msg_slot(sub_id, msg_id, HASH_ENTER, &found);
-	e->older = found ? slot->newest : -1;
-	slot->newest = entries.n - 1;
+	if (by_msg != NULL)
+		index_entry(entries.n - 1);
+	else if (entries.n > INDEX_AFTER)
+		build_index();
 	return e;
-}
-
-/* Count e's key, if it has one, as held once more (+1) or less (-1). */
-static void
-count_key(const Entry *e, int delta)
-{
-	KeyTag		tag;
-	KeySlot    *slot;
-	bool		found;
-
-	if (e->key == NULL)
-		return;
-	tag.sub_id = e->held.sub_id;
-	tag.key = e->key;
-	slot = hash_search(by_key, &tag, HASH_ENTER, &found);
-	if (!found)
-		slot->nheld = 0;
-	slot->nheld += delta;
 }
 
 /* A held message is settled: acked, nacked or dead-lettered. */
@@ -433,10 +489,21 @@ txmq_xact_holds_key(int32 sub_id, text *key)
 	KeyTag		tag;
 	KeySlot    *slot;
 
-	if (by_key == NULL)
-		return false;
 	tag.sub_id = sub_id;
 	tag.key = key;
+	if (by_key == NULL)
+	{
+		for (int i = 0; i < entries.n; i++)
+		{
+			const Entry *e = &entries.items[i];
+			KeyTag		held = {e->held.sub_id, e->key};
+
+			if (e->key != NULL && !e->settled &&
+				key_match(&tag, &held, sizeof(KeyTag)) == 0)
+				return true;
+		}
+		return false;
+	}
 	slot = hash_search(by_key, &tag, HASH_FIND, NULL);
 	return slot != NULL && slot->nheld > 0;
 }
@@ -732,14 +799,19 @@ warn_uncounted(int ndelivered)
 			 errhint("Add txmq to shared_preload_libraries and restart, or commit the receive before the work (lease mode).")));
 }
 
-/* Drop the newest entry, which was undone, from the hash tables. */
+/* Drop the newest entry, which was undone (and from the hash tables). */
 static void
 forget_newest(void)
 {
 	const Entry *e = &entries.items[entries.n - 1];
-	MsgSlot    *slot = msg_slot(e->held.sub_id, e->held.msg_id, HASH_FIND,
-								NULL);
+	MsgSlot    *slot;
 
+	if (by_msg == NULL)
+	{
+		entries.n--;
+		return;
+	}
+	slot = msg_slot(e->held.sub_id, e->held.msg_id, HASH_FIND, NULL);
 	Assert(slot != NULL && slot->newest == entries.n - 1);
 	if (e->older >= 0)
 		slot->newest = e->older;

@@ -12,8 +12,11 @@
  *            from the message's creation timestamp (DB clock, inside the
  *            sending transaction) to the moment the receive returned it (DB
  *            clock, clock_timestamp() in the consumer's statement).
- *            With --interval S it also reports per-interval counts and runs
- *            --size-sql at each interval boundary (soak, W7).
+ *            With --interval S it also reports per-interval counts and p99
+ *            latency and runs --size-sql at each interval boundary (soak, W7).
+ *            With --hold S as well, a REPEATABLE READ transaction holds its
+ *            snapshot (and so the xmin horizon) for the first S seconds, and
+ *            the interval in which it ended is reported (W8).
  *
  * Output: key=value lines on stdout, parsed by run.sh.
  *
@@ -38,6 +41,7 @@ static const char *mode = NULL;
 static const char *sys = NULL;
 static int	nprod = 0, ncons = 2, batch = 100;
 static double seconds = 20, rate = 0, interval_s = 0, max_seconds = 600;
+static double hold_s = 0;
 static long expect = 0;
 static const char *size_sql = NULL;
 
@@ -61,8 +65,13 @@ static long cons_bucket[MAX_INTERVALS];
 static long prod_bucket[MAX_INTERVALS];
 static char *size_at[MAX_INTERVALS + 1];
 
-/* latency samples (ms), all threads */
-static double *lat = NULL;
+/* latency samples, all threads: when the receive returned, and ms */
+typedef struct
+{
+	int			b;				/* interval (bucket_of), or -1 */
+	double		ms;
+} Sample;
+static Sample *lat = NULL;
 static size_t nlat = 0, caplat = 0;
 
 static double
@@ -211,7 +220,7 @@ consumer_e2e(void *p)
 {
 	PGconn	   *c = connect_db();
 	double		end = t0 + seconds;
-	double	   *loc = NULL;
+	Sample	   *loc = NULL;
 	size_t		nloc = 0, caploc = 0;
 
 	(void) p;
@@ -243,10 +252,13 @@ consumer_e2e(void *p)
 			if (nloc + n > caploc)
 			{
 				caploc = (nloc + n) * 2;
-				loc = realloc(loc, caploc * sizeof(double));
+				loc = realloc(loc, caploc * sizeof(Sample));
 			}
 			for (i = 0; i < n; i++)
-				loc[nloc++] = atof(PQgetvalue(r, i, 0));
+			{
+				loc[nloc].b = b;
+				loc[nloc++].ms = atof(PQgetvalue(r, i, 0));
+			}
 			if (b >= 0)
 			{
 				pthread_mutex_lock(&mu);
@@ -268,10 +280,10 @@ consumer_e2e(void *p)
 	if (nlat + nloc > caplat)
 	{
 		caplat = (nlat + nloc) * 2 + 1;
-		lat = realloc(lat, caplat * sizeof(double));
+		lat = realloc(lat, caplat * sizeof(Sample));
 	}
 	if (nloc)
-		memcpy(lat + nlat, loc, nloc * sizeof(double));
+		memcpy(lat + nlat, loc, nloc * sizeof(Sample));
 	nlat += nloc;
 	pthread_mutex_unlock(&mu);
 	free(loc);
@@ -386,24 +398,79 @@ run_size_sql(PGconn *c, int slot)
 	PQclear(r);
 }
 
+/* by latency */
 static int
-cmp_double(const void *a, const void *b)
+cmp_ms(const void *a, const void *b)
 {
-	double		x = *(const double *) a,
-				y = *(const double *) b;
+	double		x = ((const Sample *) a)->ms,
+				y = ((const Sample *) b)->ms;
 
 	return x < y ? -1 : x > y;
 }
 
-static double
-pct(double p)
+/* by interval, then latency */
+static int
+cmp_interval_ms(const void *a, const void *b)
 {
-	size_t		i;
+	int			x = ((const Sample *) a)->b,
+				y = ((const Sample *) b)->b;
 
-	if (nlat == 0)
+	return x != y ? (x < y ? -1 : 1) : cmp_ms(a, b);
+}
+
+/* The p-th percentile of n samples sorted by latency (-1 if none) */
+static double
+pct(const Sample *s, size_t n, double p)
+{
+	if (n == 0)
 		return -1;
-	i = (size_t) (p * (nlat - 1) + 0.5);
-	return lat[i];
+	return s[(size_t) (p * (n - 1) + 0.5)].ms;
+}
+
+/*
+ * W8: a REPEATABLE READ transaction that has taken its snapshot, as a
+ * report or pg_dump would: VACUUM cannot remove rows deleted after it.
+ */
+static PGconn *
+hold_snapshot(void)
+{
+	PGconn	   *c = connect_db();
+	PGresult   *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+
+	PQclear(r);
+	r = PQexec(c, "SELECT count(*) FROM pg_class");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "driver: holding a snapshot failed: %s",
+				PQresultErrorMessage(r));
+		exit(2);
+	}
+	PQclear(r);
+	return c;
+}
+
+/* interval_K=consumed/s produced/s size p99_ms (latencies of interval K) */
+static void
+print_intervals(void)
+{
+	int			nint = (int) (seconds / interval_s + 0.5);
+	size_t		i = 0;
+
+	qsort(lat, nlat, sizeof(Sample), cmp_interval_ms);
+	for (int k = 0; k < nint && k < MAX_INTERVALS; k++)
+	{
+		size_t		from;
+
+		while (i < nlat && lat[i].b < k)
+			i++;
+		from = i;
+		while (i < nlat && lat[i].b == k)
+			i++;
+		printf("interval_%d=%.1f %.1f %s %.3f\n", k + 1,
+			   cons_bucket[k] / interval_s, prod_bucket[k] / interval_s,
+			   size_at[k + 1] ? size_at[k + 1] : "-",
+			   pct(lat + from, i - from, 0.99));
+	}
 }
 
 static void
@@ -413,7 +480,7 @@ usage(void)
 			"usage: driver MODE SYSTEM [--conninfo S] [--seconds N] [--producers N]\n"
 			"       [--consumers N] [--batch N] [--rate R] [--expect N]\n"
 			"       [--interval S] [--size-sql SQL] [--max-seconds N]\n"
-			"       [--long-poll wait|receive]\n"
+			"       [--long-poll wait|receive] [--hold S]\n"
 			"MODE: drain | lease | e2e    SYSTEM: txmq | baseline | pgq\n");
 	exit(2);
 }
@@ -502,6 +569,8 @@ main(int argc, char **argv)
 	int			nth = 0,
 				i;
 	PGconn	   *mon = NULL;
+	PGconn	   *holder = NULL;
+	int			released_in = 0;
 	double		t_end;
 
 	if (argc < 3)
@@ -533,6 +602,8 @@ main(int argc, char **argv)
 			interval_s = atof(v);
 		else if (!strcmp(k, "--size-sql"))
 			size_sql = v;
+		else if (!strcmp(k, "--hold"))
+			hold_s = atof(v);
 		else if (!strcmp(k, "--max-seconds"))
 			max_seconds = atof(v);
 		else if (!strcmp(k, "--long-poll") &&
@@ -546,6 +617,8 @@ main(int argc, char **argv)
 		usage();
 	if (nprod + ncons > MAX_THREADS || ncons < 1)
 		usage();
+	if (hold_s > 0 && (strcmp(mode, "e2e") || interval_s <= 0))
+		usage();
 	choose_sql();
 
 	if (size_sql)
@@ -553,6 +626,8 @@ main(int argc, char **argv)
 		mon = connect_db();
 		run_size_sql(mon, 0);
 	}
+	if (hold_s > 0)
+		holder = hold_snapshot();
 
 	t0 = now_s();
 	last_progress_t = t0;
@@ -583,6 +658,13 @@ main(int argc, char **argv)
 
 				while (now_s() < target && !atomic_load(&stop_flag))
 					sleep_s(target - now_s() > 0.2 ? 0.2 : target - now_s());
+				if (holder && now_s() >= t0 + hold_s)
+				{
+					PQclear(PQexec(holder, "COMMIT"));
+					PQfinish(holder);
+					holder = NULL;
+					released_in = k;
+				}
 				if (mon)
 					run_size_sql(mon, k);
 				fprintf(stderr, "driver: interval %d: consumed %ld produced %ld%s%s\n",
@@ -623,22 +705,16 @@ main(int argc, char **argv)
 			   (double) n / atomic_load(&batches_total) : 0.0);
 		if (!strcmp(mode, "e2e"))
 		{
-			qsort(lat, nlat, sizeof(double), cmp_double);
+			qsort(lat, nlat, sizeof(Sample), cmp_ms);
 			printf("lat_samples=%zu\n", nlat);
-			printf("p50_ms=%.3f\n", pct(0.50));
-			printf("p99_ms=%.3f\n", pct(0.99));
-			printf("max_ms=%.3f\n", nlat ? lat[nlat - 1] : -1);
+			printf("p50_ms=%.3f\n", pct(lat, nlat, 0.50));
+			printf("p99_ms=%.3f\n", pct(lat, nlat, 0.99));
+			printf("max_ms=%.3f\n", nlat ? lat[nlat - 1].ms : -1);
 		}
 		if (interval_s > 0)
-		{
-			int			k;
-			int			nint = (int) (seconds / interval_s + 0.5);
-
-			for (k = 0; k < nint && k < MAX_INTERVALS; k++)
-				printf("interval_%d=%.1f %.1f %s\n", k + 1,
-					   cons_bucket[k] / interval_s, prod_bucket[k] / interval_s,
-					   size_at[k + 1] ? size_at[k + 1] : "-");
-		}
+			print_intervals();
+		if (released_in)
+			printf("hold_released_interval=%d\n", released_in);
 		if (size_at[0])
 			printf("size_start=%s\n", size_at[0]);
 	}

@@ -6,8 +6,8 @@
 #
 # Environment:
 #   BENCH_SECONDS=20        length of each timed phase (W1, W2, W5)
-#   BENCH_SOAK_SECONDS=300  length of the W7 soak phase
-#   BENCH_SYSTEMS="baseline txmq pgq"   BENCH_WORKLOADS="W1 W2 W3 W4 W5 W6 W7"
+#   BENCH_SOAK_SECONDS=300  length of the W7 soak phase, and of W8's held snapshot
+#   BENCH_SYSTEMS="baseline txmq pgq"   BENCH_WORKLOADS="W1 W2 W3 W4 W5 W6 W7 W8 W9"
 #   BENCH_DRAIN_MAX_SECONDS=300  safety bound for each drain
 #   BENCH_KEEP=1            keep the temp dir (cluster, logs) after the run
 #   BENCH_SKIP_INSTALL=1    do not apt-get / make install
@@ -16,7 +16,7 @@ set -euo pipefail
 BENCH_SECONDS=${BENCH_SECONDS:-20}
 BENCH_SOAK_SECONDS=${BENCH_SOAK_SECONDS:-300}
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-"baseline txmq pgq"}
-BENCH_WORKLOADS=${BENCH_WORKLOADS:-"W1 W2 W3 W4 W5 W6 W7"}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-"W1 W2 W3 W4 W5 W6 W7 W8 W9"}
 BENCH_DRAIN_MAX_SECONDS=${BENCH_DRAIN_MAX_SECONDS:-300}
 W3_N=${BENCH_W3_MESSAGES:-200000}
 W4_N=${BENCH_W4_MESSAGES:-100000}
@@ -248,10 +248,11 @@ size_sql() { # system -> SQL returning 'bytes/dead_tuples'
 	echo "SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE $nsp AND c.relkind = 'r') || '/' || (SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_all_tables WHERE $rel)"
 }
 
-run_pgbench() { # workload system clients msgs_per_tx
+declare -A W1_RATE=()
+run_pgbench() { # workload system clients msgs_per_tx [keep: the queue as it is]
 	local w=$1 s=$2 c=$3 per=$4 out=$WORK/$1_$2.pgbench
 	local script=$HERE/pgbench/$(echo "$w" | tr 'A-Z' 'a-z')_$s.sql
-	reset_queue "$s"
+	[[ -n ${5:-} ]] || reset_queue "$s"
 	log "$w $s: pgbench -c $c -T $BENCH_SECONDS -f $(basename "$script")"
 	if ! "$PGBENCH" -n -h "$SOCK" -p "$PORT" -U postgres -c "$c" -j "$c" -T "$BENCH_SECONDS" \
 		-f "$script" "bench_$s" >"$out" 2>&1; then
@@ -264,6 +265,7 @@ run_pgbench() { # workload system clients msgs_per_tx
 	[[ -n $tps ]] || { note "$w $s: no tps in pgbench output"; return 0; }
 	[[ ${failed:-0} == 0 ]] || note "$w $s: $failed failed transactions"
 	emit "$w" "$s" msgs_per_s "$(awk -v t="$tps" -v p="$per" 'BEGIN{printf "%.1f", t*p}')" msg/s
+	if [[ $w == W1 ]]; then W1_RATE[$s]=$(awk -v t="$tps" -v p="$per" 'BEGIN{printf "%.1f", t*p}'); fi
 }
 
 run_drain() { # workload system n consumers batch mode(drain|lease)
@@ -289,8 +291,8 @@ run_drain() { # workload system n consumers batch mode(drain|lease)
 }
 
 declare -A W5_RATE=()
-run_e2e() { # workload system seconds rate interval
-	local w=$1 s=$2 secs=$3 rate=$4 iv=$5 out=$WORK/$1_$2.driver
+run_e2e() { # workload system seconds rate interval [hold]
+	local w=$1 s=$2 secs=$3 rate=$4 iv=$5 hold=${6:-} out=$WORK/$1_$2.driver
 	local c=2
 	if [[ $s == pgq ]]; then c=1; fi
 	reset_queue "$s"
@@ -298,6 +300,7 @@ run_e2e() { # workload system seconds rate interval
 	local extra=()
 	[[ -z $rate ]] || extra+=(--rate "$rate")
 	[[ -z $iv ]] || extra+=(--interval "$iv" --size-sql "$(size_sql "$s")")
+	[[ -z $hold ]] || extra+=(--hold "$hold")
 	[[ $s != txmq ]] || extra+=(--long-poll "${BENCH_TXMQ_LONG_POLL:-wait}")
 	if ! "$DRIVER" e2e "$s" --conninfo "$CONN_BASE dbname=bench_$s" --producers 2 --consumers "$c" \
 		--batch 100 --seconds "$secs" "${extra[@]}" >"$out" 2>"$out.err"; then
@@ -320,15 +323,18 @@ run_e2e() { # workload system seconds rate interval
 		first=; last=
 		while read -r line; do
 			k=$((k + 1))
-			# interval_K=consumed/s produced/s bytes/dead
+			# interval_K=consumed/s produced/s bytes/dead p99_ms
 			set -- ${line#*=}
 			emit "$w" "$s" "msgs_per_s_interval_$k" "$1" msg/s
 			emit "$w" "$s" "bytes_interval_$k" "${3%%/*}" bytes
 			emit "$w" "$s" "dead_tuples_interval_$k" "${3##*/}" tuples
+			emit "$w" "$s" "p99_ms_interval_$k" "$4" ms
 			[[ -n $first ]] || first=$1
 			last=$1
 		done < <(grep '^interval_' "$out")
-		if [[ -n $first ]]; then
+		if [[ -n $hold ]]; then
+			held_figures "$w" "$s" "$out" "$(( hold / iv ))"
+		elif [[ -n $first ]]; then
 			emit "$w" "$s" msgs_per_s_first "$first" msg/s
 			emit "$w" "$s" msgs_per_s_last "$last" msg/s
 			emit "$w" "$s" last_over_first "$(awk -v a="$last" -v b="$first" 'BEGIN{ if (b>0) printf "%.3f", a/b; else print 0 }')" ratio
@@ -346,6 +352,46 @@ run_e2e() { # workload system seconds rate interval
 	fi
 }
 
+# W8: the first and the last interval of the held snapshot, and storage
+# before it, when it ended and an interval (the recovery) later.
+held_figures() { # workload system driver-output held-intervals
+	local w=$1 s=$2 out=$3 h=$4 first last before released after
+	first=$(kv interval_1 "$out"); last=$(kv "interval_$h" "$out")
+	set -- $first; first=($1 $4)
+	set -- $last; last=($1 $4 "${3%%/*}")
+	before=$(kv size_start "$out"); before=${before%%/*}
+	after=$(grep '^interval_' "$out" | tail -1 | awk '{ split($3, a, "/"); print a[1] }')
+	released=$(kv hold_released_interval "$out")
+	[[ $released == "$h" ]] || note "$w $s: the snapshot was released in interval ${released:-?}, not $h"
+	emit "$w" "$s" msgs_per_s_first "${first[0]}" msg/s
+	emit "$w" "$s" msgs_per_s_last "${last[0]}" msg/s
+	emit "$w" "$s" last_over_first "$(awk -v a="${last[0]}" -v b="${first[0]}" 'BEGIN{ if (b>0) printf "%.3f", a/b; else print 0 }')" ratio
+	emit "$w" "$s" p99_ms_first "${first[1]}" ms
+	emit "$w" "$s" p99_ms_last "${last[1]}" ms
+	emit "$w" "$s" p99_last_over_first "$(awk -v a="${last[1]}" -v b="${first[1]}" 'BEGIN{ if (b>0) printf "%.3f", a/b; else print 0 }')" ratio
+	emit "$w" "$s" bytes_before "$before" bytes
+	emit "$w" "$s" bytes_at_release "${last[2]}" bytes
+	emit "$w" "$s" bytes_after_recovery "$after" bytes
+	emit "$w" "$s" recovered_over_before "$(awk -v a="$after" -v b="$before" 'BEGIN{ if (b>0) printf "%.3f", a/b; else print 0 }')" ratio
+}
+
+# W9: a send to a topic read by 10 consumer groups; storage per message
+run_fanout() { # system
+	local s=$1 db=bench_$1 before after n
+	reset_queue "$s"
+	psql_db "$db" -f "$HERE/sql/fanout_$s.sql" >/dev/null
+	before=$(val "$db" "$(size_sql "$s")")
+	run_pgbench W9 "$s" 4 1 keep
+	sleep 1.5
+	after=$(val "$db" "$(size_sql "$s")")
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/W9_$s.pgbench")
+	[[ -n $n && $n -gt 0 ]] || return 0
+	emit W9 "$s" bytes_per_msg "$(( (${after%%/*} - ${before%%/*}) / n ))" bytes
+	if [[ -n ${W1_RATE[$s]:-} ]]; then
+		emit W9 "$s" rate_over_w1 "$(awk -v a="$(awk -F'\t' -v s="$s" '$1 == "W9" && $2 == s && $3 == "msgs_per_s" { print $4 }' "$RES")" -v b="${W1_RATE[$s]}" 'BEGIN{ if (b>0) printf "%.3f", a/b; else print 0 }')" ratio
+	fi
+}
+
 # ---------------------------------------------------------------- workloads
 note "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores; other processes on the machine skew every figure)"
 log "systems: ${SYSTEMS[*]:-none}; workloads: $BENCH_WORKLOADS; BENCH_SECONDS=$BENCH_SECONDS BENCH_SOAK_SECONDS=$BENCH_SOAK_SECONDS"
@@ -360,16 +406,24 @@ for w in $BENCH_WORKLOADS; do
 		W4) run_drain W4 "$s" "$W4_N" 2 1 drain ;;
 		W5) run_e2e W5 "$s" "$BENCH_SECONDS" "" "" ;;
 		W6) run_drain W6 "$s" "$W6_N" 2 10 lease ;;
-		W7)
+		W7 | W8)
 			if [[ -z ${W5_RATE[$s]:-} ]]; then
-				note "W7 $s: skipped, needs W5's rate (run W5 in the same run)"
+				note "$w $s: skipped, needs W5's rate (run W5 in the same run)"
 				continue
 			fi
 			iv=60
 			if ((BENCH_SOAK_SECONDS < 120)); then iv=$(( BENCH_SOAK_SECONDS / 4 > 0 ? BENCH_SOAK_SECONDS / 4 : 1 )); fi
+			hold=$(( BENCH_SOAK_SECONDS / iv * iv ))
 			rate=$(awk -v r="${W5_RATE[$s]}" 'BEGIN{printf "%.0f", r*0.8}')
-			emit W7 "$s" target_rate "$rate" msg/s
-			run_e2e W7 "$s" "$BENCH_SOAK_SECONDS" "$rate" "$iv" ;;
+			emit "$w" "$s" target_rate "$rate" msg/s
+			if [[ $w == W7 ]]; then
+				run_e2e W7 "$s" "$BENCH_SOAK_SECONDS" "$rate" "$iv"
+			else
+				# the snapshot held for the soak, then one minute (in
+				# whole intervals) to recover
+				run_e2e W8 "$s" "$(( hold + (60 + iv - 1) / iv * iv ))" "$rate" "$iv" "$hold"
+			fi ;;
+		W9) run_fanout "$s" ;;
 		*) die "unknown workload $w" ;;
 		esac
 	done

@@ -41,6 +41,24 @@ typedef struct TxmqPlanDef
 /* Deliveries and dead letters share this column list. */
 #define MSG_COLS "sub_id, msg_id, created_at, payload, headers, key, producer_group"
 
+/* The columns of a row put back into txmq.msg (held.c), one array each */
+#define RESTORE_COLS "sub_id, msg_id, vt, attempt, leased, created_at," \
+	" payload, headers, key, producer_group, last_error"
+#define RESTORE_UNNEST "pg_catalog.unnest($1), pg_catalog.unnest($2)," \
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)"
+#define RESTORE_TYPES INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, \
+	INT4ARRAYOID, BOOLARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, \
+	JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+
+/*
+ * A leased row of sub_id $1, msg_id $2 that no other transaction is
+ * changing, locked; cond narrows it further (a receipt).
+ */
+#define LEASED_ROW(cond) "SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1" \
+	" AND msg_id" EQ "$2 AND leased" cond " FOR UPDATE SKIP LOCKED"
+
 /* What the updates that resolve a half message return (half.c) */
 #define HALF_RET " RETURNING h.state, h.topic_id, t.owner::pg_catalog.oid," \
 	" t.notify, t.name, h.payload, h.headers, h.key, h.producer_group," \
@@ -207,18 +225,20 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		0, {InvalidOid}
 	},
 
-	/* Put received rows back: as leases at commit, or nacked. */
+	/*
+	 * Put received rows back: as leases at commit, with their receipts, or
+	 * nacked.  The _0_3 statement serves a database not yet updated to 0.4,
+	 * whose txmq.msg has no receipt column.
+	 */
 	[PLAN_RESTORE] = {
-		"INSERT INTO txmq.msg (sub_id, msg_id, vt, attempt, leased,"
-		" created_at, payload, headers, key, producer_group, last_error)"
-		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-		" pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-		" pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
-		" pg_catalog.unnest($11))",
-		11, {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
-			BOOLARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
+		"INSERT INTO txmq.msg (" RESTORE_COLS ", receipt)"
+		" SELECT * FROM ROWS FROM (" RESTORE_UNNEST ", pg_catalog.unnest($12))",
+		12, {RESTORE_TYPES, UUIDARRAYOID}
+	},
+	[PLAN_RESTORE_0_3] = {
+		"INSERT INTO txmq.msg (" RESTORE_COLS ")"
+		" SELECT * FROM ROWS FROM (" RESTORE_UNNEST ")",
+		11, {RESTORE_TYPES}
 	},
 
 	/*
@@ -233,10 +253,27 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" RETURNING msg_id",
 		2, {INT4OID, INT8ARRAYOID}
 	},
+	/* the same, each msg_id $2[i] only while its receipt is $3[i] */
+	[PLAN_ACK_RECEIPTS] = {
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		" SELECT m.msg_id FROM txmq.msg m"
+		" JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"  AS a(msg_id, receipt)"
+		"  ON m.msg_id" EQ "a.msg_id AND m.receipt" EQ "a.receipt"
+		" WHERE m.sub_id" EQ "$1 AND m.leased FOR UPDATE OF m SKIP LOCKED))"
+		" RETURNING msg_id",
+		3, {INT4OID, INT8ARRAYOID, UUIDARRAYOID}
+	},
 	[PLAN_LOCK] = {
 		"SELECT attempt FROM txmq.msg WHERE sub_id" EQ "$1"
 		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED",
 		2, {INT4OID, INT8OID}
+	},
+	[PLAN_LOCK_RECEIPT] = {
+		"SELECT attempt FROM txmq.msg WHERE sub_id" EQ "$1"
+		" AND msg_id" EQ "$2 AND leased AND receipt" EQ "$3"
+		" FOR UPDATE SKIP LOCKED",
+		3, {INT4OID, INT8OID, UUIDOID}
 	},
 	[PLAN_NACK] = {
 		"UPDATE txmq.msg SET vt = $3, leased = false,"
@@ -246,11 +283,16 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 	[PLAN_EXTEND] = {
 		"UPDATE txmq.msg SET vt = $3"
-		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
-		" SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1"
-		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED))"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY(" LEASED_ROW("") "))"
 		" RETURNING vt",
 		3, {INT4OID, INT8OID, TIMESTAMPTZOID}
+	},
+	[PLAN_EXTEND_RECEIPT] = {
+		"UPDATE txmq.msg SET vt = $3"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		LEASED_ROW(" AND receipt" EQ "$4") "))"
+		" RETURNING vt",
+		4, {INT4OID, INT8OID, TIMESTAMPTZOID, UUIDOID}
 	},
 	[PLAN_DEAD_LETTER] = {
 		"WITH d AS (DELETE FROM txmq.msg"

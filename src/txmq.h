@@ -54,6 +54,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/uuid.h"
 
 #define TXMQ_NAME_MAXLEN 48
 
@@ -111,10 +112,14 @@ typedef enum TxmqPlanId
 	PLAN_NOTIFY_DUE,
 	PLAN_NOTIFY_TOPICS,
 	PLAN_RESTORE,
+	PLAN_RESTORE_0_3,
 	PLAN_ACK,
+	PLAN_ACK_RECEIPTS,
 	PLAN_LOCK,
+	PLAN_LOCK_RECEIPT,
 	PLAN_NACK,
 	PLAN_EXTEND,
+	PLAN_EXTEND_RECEIPT,
 	PLAN_DEAD_LETTER,
 	PLAN_DEAD_LETTER_ROW,
 	PLAN_DEAD_LETTERS,
@@ -296,6 +301,7 @@ typedef struct TxmqHeldRow
 	int32		sub_id;
 	int64		msg_id;
 	int32		attempt;		/* its delivery attempt */
+	pg_uuid_t	receipt;		/* names this delivery (receive.c) */
 	TimestampTz lease_until;	/* when it falls due once put back */
 	HeapTuple	row;			/* the deleted row (TXMQ_ROW_* columns) */
 } TxmqHeldRow;
@@ -312,15 +318,19 @@ extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
 extern int	txmq_xact_claims_done(void);
 extern void txmq_xact_received(const TxmqSub *sub, int64 msg_id,
 							   int32 attempt, int32 taken, bool delivered,
+							   const pg_uuid_t *receipt,
 							   TimestampTz lease_until, HeapTuple row);
-extern bool txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt);
+extern bool txmq_xact_holding(int32 sub_id, int64 msg_id,
+							  const pg_uuid_t *receipt, int32 *attempt);
 extern bool txmq_xact_holds_key(int32 sub_id, text *key);
-extern bool txmq_xact_ack_held(int32 sub_id, int64 msg_id);
+extern bool txmq_xact_ack_held(int32 sub_id, int64 msg_id,
+							   const pg_uuid_t *receipt);
 extern void txmq_xact_nack_held(int32 sub_id, int64 msg_id, TimestampTz due,
 								const char *error);
 extern void txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id,
 									   int32 attempts, const char *error);
 extern bool txmq_xact_extend_held(int32 sub_id, int64 msg_id,
+								  const pg_uuid_t *receipt,
 								  TimestampTz until);
 extern void txmq_xact_settled_leased(int32 topic_id, int32 sub_id,
 									 int64 msg_id);
@@ -342,15 +352,20 @@ extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
 
 /* ---- msg.c: txmq.msg, its columns and the walk over a subscription ---- */
 
-/* txmq.msg's columns, in table order */
+/*
+ * txmq.msg's columns, in table order.  A database not yet updated to 0.4
+ * lacks the last one, receipt, and the library serves it until ALTER
+ * EXTENSION txmq UPDATE adds it.
+ */
 enum
 {
 	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
 	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
-	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
+	MSG_LAST_ERROR, MSG_RECEIPT, MSG_NATTS = MSG_RECEIPT
 };
 
 extern void txmq_msg_check_layout(Relation heap);
+extern bool txmq_msg_has_receipts(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);

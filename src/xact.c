@@ -364,6 +364,22 @@ find_received(int32 sub_id, int64 msg_id, bool settled)
 	return -1;
 }
 
+/*
+ * The entry of a message held here, as find_received; with a receipt,
+ * only if it names the delivery held (see receive.c).
+ */
+static int
+find_delivery(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt)
+{
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i >= 0 && receipt != NULL &&
+		memcmp(receipt->data, entries.items[i].held.receipt.data,
+			   UUID_LEN) != 0)
+		return -1;
+	return i;
+}
+
 /* The entry of a message held here, which the caller knows it is. */
 static int
 held_entry(int32 sub_id, int64 msg_id)
@@ -443,14 +459,15 @@ txmq_xact_claims_done(void)
  */
 void
 txmq_xact_received(const TxmqSub *sub, int64 msg_id, int32 attempt,
-				   int32 taken, bool delivered, TimestampTz lease_until,
-				   HeapTuple row)
+				   int32 taken, bool delivered, const pg_uuid_t *receipt,
+				   TimestampTz lease_until, HeapTuple row)
 {
 	Entry	   *e = add_entry(sub->topic.topic_id, sub->sub_id, msg_id);
 	bool		isnull;
 	Datum		key;
 
 	e->held.attempt = attempt;
+	e->held.receipt = *receipt;
 	e->held.lease_until = lease_until;
 	e->held.row = row;
 	e->received_here = true;
@@ -469,13 +486,14 @@ txmq_xact_received(const TxmqSub *sub, int64 msg_id, int32 attempt,
 }
 
 /*
- * Does this transaction hold a message it received?  If so, *attempt (if
- * not NULL) is its delivery attempt.
+ * Does this transaction hold a message it received (the delivery receipt
+ * names, if not NULL)?  If so, *attempt is its delivery attempt.
  */
 bool
-txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt)
+txmq_xact_holding(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt,
+				  int32 *attempt)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0 && attempt)
 		*attempt = entries.items[i].held.attempt;
@@ -508,11 +526,11 @@ txmq_xact_holds_key(int32 sub_id, text *key)
 	return slot != NULL && slot->nheld > 0;
 }
 
-/* Ack a message if this transaction holds it; whether it did. */
+/* Ack a message if this transaction holds it (so); whether it did. */
 bool
-txmq_xact_ack_held(int32 sub_id, int64 msg_id)
+txmq_xact_ack_held(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0)
 		settle(i);
@@ -563,9 +581,10 @@ txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id, int32 attempts,
 
 /* Extend the lease of a message if this transaction holds it; whether. */
 bool
-txmq_xact_extend_held(int32 sub_id, int64 msg_id, TimestampTz until)
+txmq_xact_extend_held(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt,
+					  TimestampTz until)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0)
 		entries.items[i].held.lease_until = until;

@@ -5,8 +5,8 @@
 /* ---- Receipts: settling only the delivery one was given (issue 14) ---- */
 
 /*
- * Functions issue 14 gives a new last parameter are dropped and created
- * again, which resets their ACLs to what a fresh install has: say which
+ * Functions issue 14 gives a new last parameter (here and in the next
+ * section) are dropped and created again, which resets their ACLs to what a fresh install has: say which
  * GRANTs (and REVOKEs from PUBLIC) to run again, as 0.3 did for
  * create_topic and friends (README "Upgrade"); re-granting them here would
  * make them the extension's initial privileges, which pg_dump leaves out.
@@ -23,7 +23,13 @@ BEGIN
 			('txmq.ack(pg_catalog.text, pg_catalog.text, pg_catalog.int8[])', 'uuid[]', true),
 			('txmq.nack(pg_catalog.text, pg_catalog.text, pg_catalog.int8, pg_catalog.interval, pg_catalog.text)', 'uuid', true),
 			('txmq.reject(pg_catalog.text, pg_catalog.text, pg_catalog.int8, pg_catalog.text)', 'uuid', true),
-			('txmq.extend_lease(pg_catalog.text, pg_catalog.text, pg_catalog.int8, pg_catalog.interval)', 'uuid', true)),
+			('txmq.extend_lease(pg_catalog.text, pg_catalog.text, pg_catalog.int8, pg_catalog.interval)', 'uuid', true),
+			('txmq.send(pg_catalog.text, pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.text, pg_catalog.interval)', 'text', true),
+			('txmq.send_batch(pg_catalog.text, pg_catalog.jsonb[], pg_catalog.jsonb, pg_catalog.text, pg_catalog.interval)', 'text[]', true),
+			('txmq.send_half(pg_catalog.text, pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text, pg_catalog.xid8)', 'text', true),
+			('txmq.create_topic(pg_catalog.text, pg_catalog.bool, pg_catalog.regprocedure, pg_catalog.interval, pg_catalog.interval, pg_catalog.int4, pg_catalog.text, pg_catalog.bool)', 'interval', false),
+			('txmq.create_queue(pg_catalog.text, pg_catalog.bool, pg_catalog.regprocedure, pg_catalog.interval, pg_catalog.interval, pg_catalog.int4, pg_catalog.text, pg_catalog.int4, pg_catalog.interval, pg_catalog.interval, pg_catalog.interval, pg_catalog.bool, pg_catalog.bool)', 'interval', false),
+			('txmq.alter_topic(pg_catalog.text, pg_catalog.bool, pg_catalog.regprocedure, pg_catalog.interval, pg_catalog.interval, pg_catalog.int4, pg_catalog.text, pg_catalog.regrole)', 'interval', true)),
 		fn AS (
 			SELECT pg_catalog.format('txmq.%I(%s, %s)', p.proname,
 					   pg_catalog.oidvectortypes(p.proargtypes), f.added) AS name,
@@ -102,3 +108,136 @@ COMMENT ON FUNCTION txmq.reject(text, text, bigint, text, uuid) IS
 	'Move a held message straight to the dead letters (poison); only the delivery receipt names, if given';
 COMMENT ON FUNCTION txmq.extend_lease(text, text, bigint, interval, uuid) IS
 	'Set a held message''s lease to end lease from now (only the delivery receipt names, if given); NULL if the caller does not hold it';
+
+/* ---- Idempotent send: dedup_window, dedup_key (issue 14) ---- */
+
+/*
+ * A topic's dedup_window (NULL: none), and the dedup keys sent to such
+ * topics within it (src/send.c): a send with a key that a message took
+ * less than the window ago enqueues nothing and returns that message's
+ * id.  half marks keys taken by half messages, which give them back when
+ * rolled back (dedup_half_idx finds them); the worker deletes keys whose
+ * window has passed along dedup_expires_idx.  Keys compare byte for byte.
+ * No foreign key to txmq.topic: it would lock the topic's row on every
+ * send; the keys of a dropped topic go when their window ends.
+ */
+ALTER TABLE txmq.topic ADD COLUMN dedup_window interval;
+CREATE TABLE txmq.dedup (
+	topic_id int NOT NULL,
+	key text COLLATE pg_catalog."C" NOT NULL,
+	msg_id bigint NOT NULL,
+	expires_at timestamptz NOT NULL,
+	half boolean NOT NULL,
+	PRIMARY KEY (topic_id, key)
+);
+CREATE INDEX dedup_expires_idx ON txmq.dedup (expires_at);
+CREATE INDEX dedup_half_idx ON txmq.dedup (msg_id) WHERE half;
+SELECT pg_catalog.pg_extension_config_dump('txmq.dedup', '');
+REVOKE ALL ON txmq.dedup FROM PUBLIC;
+
+DROP FUNCTION txmq.send(text, jsonb, jsonb, text, interval);
+DROP FUNCTION txmq.send_batch(text, jsonb[], jsonb, text, interval);
+DROP FUNCTION txmq.send_half(text, jsonb, jsonb, text, text, xid8);
+DROP FUNCTION txmq.create_queue(text, boolean, regprocedure, interval, interval,
+								int, text, int, interval, interval, interval,
+								boolean, boolean);
+DROP FUNCTION txmq.create_topic(text, boolean, regprocedure, interval,
+								interval, int, text, boolean);
+DROP FUNCTION txmq.alter_topic(text, boolean, regprocedure, interval,
+							   interval, int, text, regrole);
+
+CREATE FUNCTION txmq.send(topic text, payload jsonb, headers jsonb DEFAULT NULL,
+						  key text DEFAULT NULL, delay interval DEFAULT NULL,
+						  dedup_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'txmq_send' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.send_batch(topic text, payloads jsonb[],
+								headers jsonb DEFAULT NULL,
+								key text DEFAULT NULL,
+								delay interval DEFAULT NULL,
+								dedup_keys text[] DEFAULT NULL)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'txmq_send_batch' LANGUAGE C VOLATILE ROWS 100;
+
+CREATE FUNCTION txmq.send_half(topic text, payload jsonb,
+							   headers jsonb DEFAULT NULL,
+							   key text DEFAULT NULL,
+							   producer_group text DEFAULT NULL,
+							   local_xid xid8 DEFAULT NULL,
+							   dedup_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'txmq_send_half' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.create_topic(
+	topic text,
+	notify boolean DEFAULT true,
+	check_function regprocedure DEFAULT NULL,
+	check_after interval DEFAULT '6 s',
+	check_interval interval DEFAULT '30 s',
+	max_checks int DEFAULT 15,
+	on_checks_exhausted text DEFAULT 'rollback',
+	if_not_exists boolean DEFAULT false,
+	dedup_window interval DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'txmq_create_topic' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION txmq.create_queue(
+	queue text,
+	notify boolean DEFAULT true,
+	check_function regprocedure DEFAULT NULL,
+	check_after interval DEFAULT '6 s',
+	check_interval interval DEFAULT '30 s',
+	max_checks int DEFAULT 15,
+	on_checks_exhausted text DEFAULT 'rollback',
+	max_deliveries int DEFAULT 10,
+	lease interval DEFAULT '30 s',
+	backoff_base interval DEFAULT '1 s',
+	backoff_max interval DEFAULT '10 min',
+	ordered boolean DEFAULT false,
+	if_not_exists boolean DEFAULT false,
+	dedup_window interval DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+	SELECT txmq.create_topic(queue, notify, check_function, check_after,
+							 check_interval, max_checks, on_checks_exhausted,
+							 if_not_exists, dedup_window);
+	SELECT txmq.create_subscription(queue, queue, max_deliveries, lease,
+									backoff_base, backoff_max, ordered,
+									if_not_exists);
+END;
+
+REVOKE EXECUTE ON FUNCTION
+	txmq.create_topic(text, boolean, regprocedure, interval, interval, int,
+					  text, boolean, interval),
+	txmq.create_queue(text, boolean, regprocedure, interval, interval, int,
+					  text, int, interval, interval, interval, boolean,
+					  boolean, interval)
+	FROM PUBLIC;
+
+CREATE FUNCTION txmq.alter_topic(
+	topic text,
+	notify boolean DEFAULT NULL,
+	check_function regprocedure DEFAULT NULL,
+	check_after interval DEFAULT NULL,
+	check_interval interval DEFAULT NULL,
+	max_checks int DEFAULT NULL,
+	on_checks_exhausted text DEFAULT NULL,
+	owner regrole DEFAULT NULL,
+	dedup_window interval DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'txmq_alter_topic' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION txmq.send(text, jsonb, jsonb, text, interval, text) IS
+	'Send a message; delivered to every subscription if the calling transaction commits, not before delay; returns its id (with a dedup_key the topic saw within its dedup_window, nothing is sent and the first message''s id returned)';
+COMMENT ON FUNCTION txmq.send_batch(text, jsonb[], jsonb, text, interval, text[]) IS
+	'Send many messages at once; returns their ids in order (dedup_keys: one per payload, as for send)';
+COMMENT ON FUNCTION txmq.send_half(text, jsonb, jsonb, text, text, xid8, text) IS
+	'Store a half message, invisible to every subscription until commit_half; returns its id (dedup_key as for send; a rollback frees it)';
+COMMENT ON FUNCTION txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text, boolean, interval) IS
+	'Create a topic owned by the calling role (needs EXECUTE, which PUBLIC lacks); if_not_exists: a NOTICE instead of an error, nothing changed';
+COMMENT ON FUNCTION txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean, boolean, interval) IS
+	'Create a topic and a subscription of the same name; takes the options of both';
+COMMENT ON FUNCTION txmq.alter_topic(text, boolean, regprocedure, interval, interval, int, text, regrole, interval) IS
+	'Change the options given (NULL: unchanged; check_function => ''-'' removes it, dedup_window => ''0'' turns it off), or the owner; queued messages are kept';

@@ -529,6 +529,53 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" ORDER BY 3, 7, 4 NULLS FIRST, 6, 5",
 		1, {INT4OID}
 	},
+
+	/*
+	 * Idempotent send (send.c).  These run only where the database has
+	 * been updated to 0.4: a dedup_key or dedup_window can be passed only
+	 * to the functions 0.4 declares, and the worker looks for txmq.dedup
+	 * first.
+	 */
+	[PLAN_TOPIC_DEDUP] = {
+		"SELECT dedup_window FROM txmq.topic WHERE topic_id" EQ "$1",
+		1, {INT4OID}
+	},
+	[PLAN_TOPIC_SET_DEDUP] = {
+		"UPDATE txmq.topic SET dedup_window = $2 WHERE topic_id" EQ "$1",
+		2, {INT4OID, INTERVALOID}
+	},
+
+	/*
+	 * Take key $2 of topic $1 for message $3 until $4, unless a message
+	 * within its window (at $6) has it.  The unique index makes a second
+	 * sender wait for the first one's transaction, as for any insert; if
+	 * that aborts, the key is free, and if it commits, the second sender
+	 * finds it taken (no row returned).  A key whose window has passed is
+	 * taken over, whether or not the worker has deleted it yet.
+	 */
+	[PLAN_DEDUP_CLAIM] = {
+		"INSERT INTO txmq.dedup AS d (topic_id, key, msg_id, expires_at, half)"
+		" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (topic_id, key) DO UPDATE"
+		" SET msg_id = EXCLUDED.msg_id, expires_at = EXCLUDED.expires_at,"
+		" half = EXCLUDED.half WHERE d.expires_at" LE "$6 RETURNING d.msg_id",
+		6, {INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID}
+	},
+	[PLAN_DEDUP_HOLDER] = {
+		"SELECT msg_id FROM txmq.dedup WHERE topic_id" EQ "$1 AND key" EQ "$2",
+		2, {INT4OID, TEXTOID}
+	},
+	/* a half message rolled back frees its key (dedup_half_idx) */
+	[PLAN_DEDUP_RELEASE] = {
+		"DELETE FROM txmq.dedup WHERE msg_id" EQ "$1 AND half",
+		1, {INT8OID}
+	},
+	/* up to $2 keys whose window passed by $1, along dedup_expires_idx */
+	[PLAN_DEDUP_EXPIRED] = {
+		"DELETE FROM txmq.dedup WHERE ctid" EQ "ANY (ARRAY("
+		" SELECT ctid FROM txmq.dedup WHERE expires_at" LE "$1"
+		" ORDER BY expires_at LIMIT $2))",
+		2, {TIMESTAMPTZOID, INT4OID}
+	},
 };
 
 static SPIPlanPtr plans[NUM_TXMQ_PLANS];

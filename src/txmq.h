@@ -13,7 +13,8 @@
  *	   worker.c   the launcher and each database's worker: check-back,
  *	              notifications owed, storage upkeep
  *	   half.c     send_half, commit_half, rollback_half, check-back
- *	   send.c     send, send_batch (and txmq_deliver, for commit_half)
+ *	   send.c     send, send_batch (and txmq_deliver, for commit_half),
+ *	              dedup keys
  *	   poll.c     the procedures poll and wait: long polls, no snapshot
  *	   receive.c  receive, ack, nack, reject, extend_lease, dead letters,
  *	              redrive
@@ -77,6 +78,7 @@
 #define MAX_CHECKS 1000
 #define MAX_KEY_BYTES 1024
 #define MAX_ERROR_BYTES 65536
+#define MAX_DEDUP_WINDOW_MS (7 * MS_PER_DAY)
 
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;
@@ -144,6 +146,12 @@ typedef enum TxmqPlanId
 	PLAN_HALF_UNCHECKABLE,
 	PLAN_MAY_CREATE_TOPIC,
 	PLAN_GRANTS_LIST,
+	PLAN_TOPIC_DEDUP,
+	PLAN_TOPIC_SET_DEDUP,
+	PLAN_DEDUP_CLAIM,
+	PLAN_DEDUP_HOLDER,
+	PLAN_DEDUP_RELEASE,
+	PLAN_DEDUP_EXPIRED,
 	NUM_TXMQ_PLANS
 } TxmqPlanId;
 
@@ -219,7 +227,9 @@ extern void txmq_check_payload(Jsonb *payload, const char *what,
 extern int	txmq_topic_subscriptions(const TxmqTopic *topic,
 									 int32 **sub_ids);
 extern void txmq_notify_topic(const TxmqTopic *topic);
+extern int64 txmq_topic_dedup_ms(const TxmqTopic *topic);
 extern Oid	txmq_relid(const char *name);
+extern bool txmq_relation_exists(const char *name);
 
 /* ---- shmem.c ---- */
 typedef enum TxmqCounter
@@ -347,6 +357,11 @@ extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
 						 Datum producer_group, const bool *argnulls,
 						 TimestampTz created_at, TimestampTz vt);
 extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
+extern void txmq_check_dedup_key(Datum key);
+extern int64 txmq_dedup_claim(const TxmqTopic *topic, Datum key,
+							  int64 msg_id, bool half, TimestampTz now);
+extern void txmq_dedup_release(int64 msg_id);
+extern void txmq_dedup_reclaim(TimestampTz now);
 
 /* ---- receive.c, shared with reclaim.c ---- */
 

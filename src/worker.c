@@ -26,8 +26,9 @@
  * Workers.  A round (at most txmq.worker_naptime apart, sooner when the
  * next half message falls due) checks the due half messages, each in a
  * transaction of its own so that a bad message or check function cannot
- * hold up the others (half.c does the checking), and deletes resolved half
- * messages older than txmq.half_retention.  Other timed maintenance belongs
+ * hold up the others (half.c does the checking), deletes resolved half
+ * messages older than txmq.half_retention and dedup keys whose window
+ * has passed (send.c).  Other timed maintenance belongs
  * in worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
@@ -481,6 +482,7 @@ worker_round(void)
 	now = GetCurrentTimestamp();
 	n = txmq_half_due(now, WORKER_BATCH, ids, &next_due);
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
+	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
 	refresh_notify_topics();
 	end_xact();

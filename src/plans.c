@@ -550,14 +550,14 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	 * within its window (at $6) has it.  The unique index makes a second
 	 * sender wait for the first one's transaction, as for any insert; if
 	 * that aborts, the key is free, and if it commits, the second sender
-	 * finds it taken (no row returned).  A key whose window has passed is
-	 * taken over, whether or not the worker has deleted it yet.
+	 * finds it taken (no row inserted or updated).  A key whose window has
+	 * passed is taken over, whether or not the worker has deleted it yet.
 	 */
 	[PLAN_DEDUP_CLAIM] = {
 		"INSERT INTO txmq.dedup AS d (topic_id, key, msg_id, expires_at, half)"
 		" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (topic_id, key) DO UPDATE"
 		" SET msg_id = EXCLUDED.msg_id, expires_at = EXCLUDED.expires_at,"
-		" half = EXCLUDED.half WHERE d.expires_at" LE "$6 RETURNING d.msg_id",
+		" half = EXCLUDED.half WHERE d.expires_at" LE "$6",
 		6, {INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID}
 	},
 	[PLAN_DEDUP_HOLDER] = {

@@ -241,3 +241,31 @@ COMMENT ON FUNCTION txmq.create_queue(text, boolean, regprocedure, interval, int
 	'Create a topic and a subscription of the same name; takes the options of both';
 COMMENT ON FUNCTION txmq.alter_topic(text, boolean, regprocedure, interval, interval, int, text, regrole, interval) IS
 	'Change the options given (NULL: unchanged; check_function => ''-'' removes it, dedup_window => ''0'' turns it off), or the owner; queued messages are kept';
+
+/* ---- txmq.stats: how full the attempt table is (issue 13) ---- */
+
+/*
+ * tracked_messages: entries of txmq.max_tracked_messages in use (claims,
+ * attempts in progress or aborted, server-wide); tracking_skips: rows
+ * receives skipped since the server started because it was full.
+ */
+DROP VIEW txmq.stats;
+DROP FUNCTION txmq._stats();
+
+CREATE FUNCTION txmq._stats()
+RETURNS TABLE (topic text, subscription text,
+			   ready bigint, delayed bigint, in_flight bigint, dead bigint,
+			   half_pending bigint, oldest_ready_age interval,
+			   sent bigint, delivered bigint, acked bigint, nacked bigint,
+			   dead_lettered bigint, checks bigint, checks_commit bigint,
+			   checks_rollback bigint, checks_unknown bigint,
+			   worker_running boolean,
+			   tracked_messages bigint, tracking_skips bigint)
+AS 'MODULE_PATHNAME', 'txmq_stats' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION txmq._stats() IS
+	'Internal: the rows of the view txmq.stats';
+
+CREATE VIEW txmq.stats AS SELECT * FROM txmq._stats();
+
+GRANT SELECT ON txmq.stats TO PUBLIC;

@@ -48,6 +48,30 @@ txmq_row_desc(void)
 	return desc;
 }
 
+/*
+ * A received row whose last_error says that crashed of its attempts so
+ * far were cut short by a crash of the server (attempts.c): a lease
+ * written from it, or its dead letter, carries that.  In
+ * TopTransactionContext, as received rows are; the old one is freed.
+ */
+HeapTuple
+txmq_row_interrupted(HeapTuple row, int32 crashed, int32 attempts)
+{
+	int			col = TXMQ_ROW_LAST_ERROR;
+	Datum		value;
+	bool		isnull = false;
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	HeapTuple	result;
+
+	value = CStringGetTextDatum(psprintf("interrupted by a server crash: %d of %d delivery attempts",
+										 crashed, attempts));
+	result = heap_modify_tuple_by_cols(row, txmq_row_desc(), 1, &col,
+									   &value, &isnull);
+	MemoryContextSwitchTo(old);
+	heap_freetuple(row);
+	return result;
+}
+
 /* A held message straight to the dead letters, with attempts and error. */
 void
 txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,

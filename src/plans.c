@@ -334,6 +334,13 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" SELECT sub_id FROM txmq.dropped_subscription",
 		1, {TIMESTAMPTZOID}
 	},
+	/* of the messages $1, $2 (sub_id, msg_id), those not in txmq.msg */
+	[PLAN_ATTEMPTS_GONE] = {
+		"SELECT u.s, u.m FROM pg_catalog.unnest($1, $2) AS u(s, m)"
+		" WHERE NOT EXISTS (SELECT FROM txmq.msg"
+		"  WHERE sub_id" EQ "u.s AND msg_id" EQ "u.m)",
+		2, {INT4ARRAYOID, INT8ARRAYOID}
+	},
 	[PLAN_STATS] = {
 		"SELECT t.topic_id, t.owner::pg_catalog.oid, COALESCE(s.sub_id, 0),"
 		" t.name, s.name,"

@@ -4,7 +4,7 @@
  *	  receive (with long poll), ack, nack, reject, extend_lease, dead
  *	  letters and redrive.
  *
- * receive claims ready rows (shmem.c) and deletes them in the caller's
+ * receive claims ready rows (attempts.c) and deletes them in the caller's
  * transaction, which holds them in its ledger (xact.c): an ack in the same
  * transaction then writes nothing, and rows still held at commit go back
  * as leases.  A long poll sleeps on the subscription's condition variable,
@@ -176,7 +176,7 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
  * count those a receive could take now, for txmq.wait): walk the
  * subscription's rows in id order along the primary key, from where the
  * last walks found nothing to step over (shmem.c), claim each ready one
- * (shmem.c) and delete it.  This is the receive hot path, so it
+ * (attempts.c) and delete it.  This is the receive hot path, so it
  * reads the index and deletes through the table AM rather than running a
  * DELETE statement: one index walk, one heap delete per message.
  *
@@ -250,7 +250,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 			continue;
 		}
 		if (!txmq_claim(sub->sub_id, msg_id))
-			continue;			/* another consumer is taking it */
+			continue;			/* another consumer is taking it, or no room */
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
 		row = received_row(ms.slot);
@@ -355,15 +355,21 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			bool		nulls[TXMQ_ROW_NATTS];
 			int64		msg_id;
 			int32		taken;
+			int32		crashed;
 			int32		attempt;
 			bool		deliver;
 			pg_uuid_t	receipt = {{0}};
 
 			heap_deform_tuple(rows[i], txmq_row_desc(), cols, nulls);
 			msg_id = DatumGetInt64(cols[TXMQ_ROW_MSG_ID - 1]);
-			taken = txmq_take_aborted(sub->sub_id, msg_id);
-			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 + taken;
+			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]);
+			taken = txmq_take_aborted(sub->sub_id, msg_id,
+									  sub->max_deliveries - attempt,
+									  &crashed);
+			attempt += 1 + taken;
 			deliver = attempt <= sub->max_deliveries;
+			if (crashed > 0)
+				rows[i] = txmq_row_interrupted(rows[i], crashed, attempt - 1);
 			if (deliver)
 				new_receipt(&receipt);
 			txmq_xact_received(sub, msg_id, attempt, taken, deliver,
@@ -421,7 +427,9 @@ txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 	if (!isnull && DatumGetTimestampTz(due) < until)
 		until = DatumGetTimestampTz(due);
 	SPI_freetuptable(SPI_tuptable);
-	if (!have_cv && after_ms(now, txmq_poll_interval_ms) < until)
+	/* a full attempt table frees room without a wake */
+	if ((!have_cv || txmq_attempts_full()) &&
+		after_ms(now, txmq_poll_interval_ms) < until)
 		until = after_ms(now, txmq_poll_interval_ms);
 	if (until <= now)
 		return 0;

@@ -27,8 +27,10 @@
  *	   msg.c      txmq.msg's column layout and a subscription's walk
  *	   catalog.c  topics and subscriptions: argument checks, lookups
  *	              (cached), privileges, NOTIFY channels, administration
- *	   shmem.c    shared state: wake-ups, scan starts, counters, claims
- *	              and aborted attempts, notifications owed
+ *	   shmem.c    shared state: wake-ups, scan starts, counters,
+ *	              notifications owed
+ *	   attempts.c claims, and the delivery attempts no row carries, in a
+ *	              file mapped shared so that they survive crashes
  *   statements and rights
  *	   plans.c    every SQL statement txmq runs, prepared once per backend
  *	   scope.c    the owner scope those statements run in
@@ -127,6 +129,7 @@ typedef enum TxmqPlanId
 	PLAN_DEAD_LETTERS,
 	PLAN_REDRIVE,
 	PLAN_REAP_DROPPED,
+	PLAN_ATTEMPTS_GONE,
 	PLAN_STATS,
 	PLAN_HALF_INSERT,
 	PLAN_HALF_BY_ID,
@@ -288,11 +291,23 @@ extern void txmq_notifier_at(Latch *latch, TimestampTz next);
 extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
 							 TimestampTz *next);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+
+/* ---- attempts.c ---- */
+extern void txmq_attempts_request(void);
+extern void txmq_attempts_startup(void);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
 extern bool txmq_claimed_elsewhere(int32 sub_id, int64 msg_id);
-extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
+extern void txmq_unclaim(int32 sub_id, int64 msg_id);
+extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id, int32 room,
+							   int32 *crashed);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
-extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
+extern void txmq_attempts_committed(int32 sub_id, int64 msg_id);
+extern void txmq_attempts_aborted(int32 sub_id, int64 msg_id, int32 n,
+								  bool delivered);
+extern bool txmq_attempts_full(void);
+extern void txmq_attempts_sweep(void);
+extern void txmq_attempts_forget_database(Oid dboid);
+extern bool txmq_attempts_usage(int64 *used, int64 *skips);
 
 /* Columns of a received row (receive.c, held.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
@@ -317,6 +332,8 @@ typedef struct TxmqHeldRow
 } TxmqHeldRow;
 
 extern TupleDesc txmq_row_desc(void);
+extern HeapTuple txmq_row_interrupted(HeapTuple row, int32 crashed,
+									  int32 attempts);
 extern void txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
 								  const char *error);
 extern void txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,

@@ -28,7 +28,8 @@
  * transaction of its own so that a bad message or check function cannot
  * hold up the others (half.c does the checking), deletes resolved half
  * messages older than txmq.half_retention and dedup keys whose window
- * has passed (send.c).  Other timed maintenance belongs
+ * has passed (send.c), and forgets the delivery attempts of messages that
+ * are gone (attempts.c).  Other timed maintenance belongs
  * in worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
@@ -373,6 +374,8 @@ exit_if_unwanted(void)
 		!OidIsValid(get_extension_oid("txmq", true));
 	if (available && !exit_no_extension)
 		return;
+	if (exit_no_extension)
+		txmq_attempts_forget_database(MyDatabaseId);
 	if (!available)
 		ereport(LOG,
 				(errmsg("txmq worker leaves database \"%s\" for a DROP, ALTER or copy of it",
@@ -484,6 +487,7 @@ worker_round(void)
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
 	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
+	txmq_attempts_sweep();
 	refresh_notify_topics();
 	end_xact();
 

@@ -14,14 +14,14 @@
  *	  leases, all of them in one INSERT (lease mode);
  *	- the transaction, or the savepoint that received them, aborts: the
  *	  delete is undone, so the messages are available again at once, and
- *	  the attempt is counted in shared memory (shmem.c).
+ *	  the attempt is counted (attempts.c).
  *
  * So a consumer that receives and acks in one transaction writes exactly
  * one row deletion per message.
  *
  * No consumer ever waits for another one.  Only one transaction at a
  * time changes a message's row, and the others skip the row meanwhile:
- * receivers claim rows in shared memory (shmem.c) and never wait for a
+ * receivers claim rows in shared memory (attempts.c) and never wait for a
  * row's lock (receive.c deletes with wait = false), and an ack, nack,
  * reject or extend_lease of a leased message locks its row with SKIP
  * LOCKED, so a message that someone else is working on is not held by
@@ -34,14 +34,17 @@
  *	- a claimed row that another consumer got first was never changed
  *	  here: released as soon as the receive is done.
  *
- * Aborted attempts (shmem.c) go with the right to change the row.
+ * Aborted attempts (attempts.c) go with the right to change the row.
  * Whoever changes a message's row takes the message's count over: a
  * receive adds it to the attempt number, a nack or dead letter of a
  * leased message writes it into the row, an ack drops it with the
  * message.  If that is undone (the transaction or the savepoint aborts),
  * the count goes back, plus one if the consumer was given the message; a
  * receive that only dead-lettered an exhausted message delivered nothing,
- * so its abort adds none.  So a commit has nothing to count, and each
+ * so its abort adds none.  What a transaction took over, and the attempt
+ * it makes, are marked with its xid before the consumer sees the message,
+ * so that a crash, which runs no abort, still counts them (attempts.c).
+ * So a commit has nothing to count, and each
  * place that changes a message before its transaction ends is safe:
  *
  *	- dead-lettering in a receive, nack, reject: the rows they write carry
@@ -122,7 +125,7 @@ typedef struct Entry
 	bool		delivered;		/* received here and given to the caller */
 	bool		notify;			/* its topic has notify on (if received here) */
 	bool		settled;
-	int32		taken;			/* aborted attempts taken over (shmem.c) */
+	int32		taken;			/* aborted attempts taken over (attempts.c) */
 	const text *key;			/* its key, if received here with one */
 	int			older;			/* the message's previous entry, or -1 (set
 								 * once indexed) */
@@ -445,7 +448,7 @@ txmq_xact_claims_done(void)
 		if (find_received(claims.items[i].sub_id, claims.items[i].msg_id,
 						  true) < 0)
 		{
-			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
+			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id);
 			lost++;
 		}
 	claims.n = 0;
@@ -549,7 +552,7 @@ txmq_xact_settled_leased(int32 topic_id, int32 sub_id, int64 msg_id)
 
 	/* settled as it was made: undone with it */
 	e->settled = true;
-	e->taken = txmq_take_aborted(sub_id, msg_id);
+	e->taken = txmq_take_aborted(sub_id, msg_id, 0, NULL);
 }
 
 /* Nack a held message: back into the queue, due at due. */
@@ -704,8 +707,8 @@ static void
 apply_at_commit(void)
 {
 	for (int i = 0; i < entries.n; i++)
-		txmq_unclaim(entries.items[i].held.sub_id,
-					 entries.items[i].held.msg_id, 0);
+		txmq_attempts_committed(entries.items[i].held.sub_id,
+								entries.items[i].held.msg_id);
 	for (int i = 0; i < tallies.n; i++)
 	{
 		Tally	   *t = &tallies.items[i];
@@ -763,7 +766,8 @@ undo(const Entry *e, Reposts *r)
 	int32		sub_id = e->held.sub_id;
 	int64		msg_id = e->held.msg_id;
 
-	txmq_unclaim(sub_id, msg_id, e->taken + (e->delivered ? 1 : 0));
+	txmq_attempts_aborted(sub_id, msg_id, e->taken + (e->delivered ? 1 : 0),
+						  e->delivered);
 	if (e->received_here)
 		txmq_wake(e->topic_id, sub_id, 1, msg_id);
 
@@ -872,7 +876,7 @@ static void
 release_claims(void)
 {
 	for (int i = 0; i < claims.n; i++)
-		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
+		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id);
 	claims.n = 0;
 }
 
@@ -916,7 +920,14 @@ xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_PREPARE:
-			/* only sends get here: rows are prepared, wakeups dropped */
+			/*
+			 * only sends and settles of leased messages get here: rows are
+			 * prepared, wakeups dropped, and the settled rows carry what
+			 * their settles took over (lost if rolled back, as a lease is)
+			 */
+			for (int i = 0; i < entries.n; i++)
+				txmq_attempts_committed(entries.items[i].held.sub_id,
+										entries.items[i].held.msg_id);
 			reset();
 			break;
 		default:

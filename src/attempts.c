@@ -46,7 +46,9 @@
  * decides each such transaction, and the first process that needs the
  * record (the next receive of the message, or the worker's sweep) asks
  * the commit log: committed, the mark is cleared; else pending goes to
- * aborted and, if it was delivering, one more to crashed.  Where the crash
+ * aborted and, if it was delivering, one more to crashed.  (A backend that
+ * outlives a killed postmaster aborts its transaction when it notices,
+ * and counts its attempt as crashed then.)  Where the crash
  * comes in a receive:
  *
  *	(a) before receive returns: if it had marked the record, the attempt
@@ -113,6 +115,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/pmsignal.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/hsearch.h"
@@ -618,12 +621,18 @@ release(int32 sub_id, int64 msg_id, Release how, int32 n, bool delivered)
 			!s.in_doubt && s.xid == GetTopTransactionIdIfAny())
 		{
 			if (how == COMMITTED)
+			{
 				s.pending = s.crashed = 0;
+				s.delivering = false;
+			}
 			else
 			{
 				s.aborted += n;
 				s.pending -= Min(s.pending, (uint32) n);
 				s.delivering = s.delivering && !delivered;
+				/* the backend ends because the postmaster died */
+				if (delivered && !PostmasterIsAlive())
+					s.crashed++;
 			}
 			if (s.pending == 0 && !s.delivering)
 				s.xid = InvalidTransactionId;

@@ -336,7 +336,8 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 	/* of the messages $1, $2 (sub_id, msg_id), those not in txmq.msg */
 	[PLAN_ATTEMPTS_GONE] = {
-		"SELECT u.s, u.m FROM pg_catalog.unnest($1, $2) AS u(s, m)"
+		"SELECT u.s, u.m FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+		" AS u(s, m)"
 		" WHERE NOT EXISTS (SELECT FROM txmq.msg"
 		"  WHERE sub_id" EQ "u.s AND msg_id" EQ "u.m)",
 		2, {INT4ARRAYOID, INT8ARRAYOID}

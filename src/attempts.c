@@ -29,39 +29,53 @@
  *	  the last_error of the message (held.c).
  *
  * A receive takes the count over and marks the record in one step, before
- * the consumer sees the message; commit clears the mark (the row or the
- * message's end carries the attempts), abort gives pending back (xact.c).
- * So aborted plus the pending of a mark is exactly what no committed row
- * carries.
+ * the consumer sees the message; the pre-commit callback, once its leases
+ * are written, flags the marks committing; commit clears them (the row or
+ * the message's end carries the attempts), abort gives pending back
+ * (xact.c).  So aborted plus the pending of a mark is exactly what no
+ * committed row carries.
  *
  * Surviving crashes.  The records are an array in a file of the data
  * directory, PG_DYNSHMEM_DIR "/txmq.attempts", mapped MAP_SHARED: every
  * store goes to the kernel's page cache at once, and that outlives any
- * process.  A killed backend (SIGKILL, a segfault, the OOM killer) makes
- * the postmaster reinitialise shared memory and call txmq_attempts_startup
+ * process; nothing is written or synced per receive.  A killed backend
+ * (SIGKILL, a segfault, the OOM killer) makes the postmaster kill the
+ * others, reinitialise shared memory and call txmq_attempts_startup
  * again; a killed postmaster is followed by a new one, which calls it
  * after every old process has left.  Either way no process that could
- * still change a record runs, and startup marks every record with a mark
- * "in doubt": its transaction ran before the restart.  Crash recovery then
- * decides each such transaction, and the first process that needs the
- * record (the next receive of the message, or the worker's sweep) asks
- * the commit log: committed, the mark is cleared; else pending goes to
- * aborted and, if it was delivering, one more to crashed.  (A backend that
- * outlives a killed postmaster aborts its transaction when it notices,
- * and counts its attempt as crashed then.)  Where the crash
+ * still change a record runs, and no transaction that marked one can
+ * still commit.  Startup counts each mark of a transaction that had not
+ * reached its commit as a crashed attempt: pending goes to aborted, and
+ * one to crashed if it was delivering.  A mark flagged committing is in
+ * doubt until crash recovery has replayed the commit record or not: the
+ * first process that needs the record after it (the message's next
+ * receive, or the worker's sweep) asks the commit log.  Where the crash
  * comes in a receive:
  *
  *	(a) before receive returns: if it had marked the record, the attempt
  *		counts although the consumer never saw the message (erring toward
  *		a poison message that crashes receive itself, e.g. in detoasting);
  *		if not, nothing was delivered and nothing counts;
- *	(b) after it returned, while the consumer works: the mark is there,
- *		the transaction never committed, the attempt counts;
- *	(c) during commit: the commit log decides; a commit record that
- *		reached the disk means the lease row (or the ack) carries the
- *		attempt and nothing more counts, one that did not means it counts;
+ *	(b) after it returned, while the consumer works, or in its pre-commit
+ *		work (deferred triggers, writing the leases): the mark is not yet
+ *		committing, the attempt counts;
+ *	(c) during commit, after the pre-commit callback: the commit log
+ *		decides.  A commit record that reached the kernel is replayed, and
+ *		the lease row (or the ack) carries the attempt; one that did not
+ *		means the transaction did not commit, and the attempt counts.  One
+ *		case is left to chance: if none of the transaction's WAL reached
+ *		the kernel, recovery does not know its xid and gives the number
+ *		out again; a transaction that takes it and commits before the
+ *		record is decided makes the attempt go uncounted.  That needs a
+ *		crash in the microseconds between the callback and the commit
+ *		record's write;
  *	(d) after commit: the mark was cleared, or the commit log says
- *		committed.
+ *		committed.  (With synchronous_commit = off a commit whose record
+ *		a crash lost is lost, and the attempt with it.)
+ *
+ * A backend that outlives a killed postmaster aborts its transaction when
+ * it notices, and the abort counts its attempt as crashed.  A clean
+ * shutdown ends every transaction first, so nothing is in progress then.
  *
  * Every state change of a record is one aligned 64-bit store (State), so
  * a process killed at any instruction leaves the old state or the new one;
@@ -132,6 +146,7 @@
 #define HEADER_BYTES 4096		/* one page: synced alone */
 #define BOOT_ID_LEN 40
 #define MAX_COUNT 1023			/* a count's 10 bits; max_deliveries <= 1000 */
+#define MAX_CRASHED 511			/* only named in last_error */
 #define SWEEP_BATCH 1000		/* records the sweep checks per round */
 
 typedef struct FileHeader
@@ -156,8 +171,8 @@ typedef struct Record
 
 /*
  * A record's state, packed into one 64-bit word: xid in bits 0..31,
- * aborted 32..41, pending 42..51, crashed 52..61, delivering 62, in_doubt
- * 63.  All zero: the record remembers nothing.
+ * aborted 32..41, pending 42..51, crashed 52..60, delivering 61,
+ * committing 62, in_doubt 63.  All zero: the record remembers nothing.
  */
 typedef struct State
 {
@@ -166,7 +181,8 @@ typedef struct State
 	uint32		pending;
 	uint32		crashed;
 	bool		delivering;
-	bool		in_doubt;		/* xid ran before the last restart */
+	bool		committing;		/* xid's pre-commit callback has run */
+	bool		in_doubt;		/* it was committing before the restart */
 } State;
 
 typedef struct MsgKey
@@ -224,8 +240,9 @@ unpack(uint64 w)
 	s.xid = (TransactionId) (w & 0xFFFFFFFF);
 	s.aborted = (w >> 32) & MAX_COUNT;
 	s.pending = (w >> 42) & MAX_COUNT;
-	s.crashed = (w >> 52) & MAX_COUNT;
-	s.delivering = (w >> 62) & 1;
+	s.crashed = (w >> 52) & MAX_CRASHED;
+	s.delivering = (w >> 61) & 1;
+	s.committing = (w >> 62) & 1;
 	s.in_doubt = (w >> 63) & 1;
 	return s;
 }
@@ -236,8 +253,9 @@ pack(const State *s)
 	return (uint64) s->xid |
 		(uint64) Min(s->aborted, MAX_COUNT) << 32 |
 		(uint64) Min(s->pending, MAX_COUNT) << 42 |
-		(uint64) Min(s->crashed, MAX_COUNT) << 52 |
-		(uint64) s->delivering << 62 |
+		(uint64) Min(s->crashed, MAX_CRASHED) << 52 |
+		(uint64) s->delivering << 61 |
+		(uint64) s->committing << 62 |
 		(uint64) s->in_doubt << 63;
 }
 
@@ -350,9 +368,22 @@ mark_clean(int code, Datum arg)
 	(void) msync(header, HEADER_BYTES, MS_SYNC);
 }
 
+/* The transaction that marked s ended without commit: count it. */
+static void
+not_committed(State *s)
+{
+	s->aborted += s->pending;
+	s->crashed += s->delivering;
+	s->xid = InvalidTransactionId;
+	s->pending = 0;
+	s->delivering = s->committing = s->in_doubt = false;
+}
+
 /*
  * Rebuild the hash table from the records: no process that could change
- * one runs now.  Marks from before are in doubt (see the file header).
+ * one runs now, and none of the transactions that marked them commits.
+ * Those that had not reached their commit did not commit; those that had
+ * are in doubt until the commit log can be asked (see the file header).
  */
 static void
 rebuild(void)
@@ -365,6 +396,10 @@ rebuild(void)
 		MsgState   *m;
 		MsgKey		key;
 
+		if (TransactionIdIsValid(s.xid) && !s.committing)
+			not_committed(&s);
+		s.in_doubt = s.committing;
+		r->state = pack(&s);
 		if (r->used && r->state != 0)
 		{
 			memset(&key, 0, sizeof(key));
@@ -374,8 +409,6 @@ rebuild(void)
 			m = hash_search(msgs, &key, HASH_ENTER, NULL);
 			m->claimer = 0;
 			m->rec = i;
-			s.in_doubt |= TransactionIdIsValid(s.xid);
-			r->state = pack(&s);
 			pg_atomic_fetch_add_u32(&shared->nused, 1);
 			continue;
 		}
@@ -494,13 +527,20 @@ drop_if_empty(MsgState *m)
 	pg_atomic_fetch_sub_u32(&shared->nused, 1);
 }
 
-/* Whether xid, which ran before the last restart, committed. */
+/*
+ * Whether xid, which was committing when the server last stopped,
+ * committed.  One whose records recovery never saw (they were still in
+ * the WAL buffers) did not, and its number may be given out again: see
+ * the file header.
+ */
 static bool
 committed_before(TransactionId xid)
 {
 	/* a record no one looked at since its commit log was truncated */
 	if (TransactionIdPrecedes(xid, txmq_oldest_clog_xid()))
 		return true;
+	if (!TransactionIdPrecedes(xid, ReadNextTransactionId()))
+		return false;
 	return TransactionIdDidCommit(xid);
 }
 
@@ -512,17 +552,13 @@ current(Record *r)
 
 	if (!s.in_doubt)
 		return s;
-	if (!committed_before(s.xid))
+	if (committed_before(s.xid))
 	{
-		s.aborted += s.pending;
-		s.crashed += s.delivering;
+		/* its rows carry the attempts */
+		s.pending = s.crashed = 0;
+		s.delivering = false;
 	}
-	else
-		s.crashed = 0;			/* the committed row carries them */
-	s.xid = InvalidTransactionId;
-	s.pending = 0;
-	s.delivering = false;
-	s.in_doubt = false;
+	not_committed(&s);
 	r->state = pack(&s);
 	return s;
 }
@@ -635,7 +671,10 @@ release(int32 sub_id, int64 msg_id, Release how, int32 n, bool delivered)
 					s.crashed++;
 			}
 			if (s.pending == 0 && !s.delivering)
+			{
 				s.xid = InvalidTransactionId;
+				s.committing = false;
+			}
 			r->state = pack(&s);
 		}
 		drop_if_empty(m);
@@ -666,6 +705,36 @@ void
 txmq_attempts_aborted(int32 sub_id, int64 msg_id, int32 n, bool delivered)
 {
 	release(sub_id, msg_id, ABORTED, n, delivered);
+}
+
+/*
+ * This transaction's pre-commit work is done, the commit record comes
+ * next: from here on a crash leaves the marks of these messages to the
+ * commit log (see the file header).
+ */
+void
+txmq_attempts_committing(const int32 *sub_ids, const int64 *msg_ids, int n)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	if (msgs == NULL || n == 0)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		MsgKey		key = msg_key(sub_ids[i], msg_ids[i]);
+		MsgState   *m = hash_search(msgs, &key, HASH_FIND, NULL);
+		State		s;
+
+		if (m == NULL)
+			continue;
+		s = unpack(records[m->rec].state);
+		if (s.xid != xid || !TransactionIdIsValid(xid))
+			continue;
+		s.committing = true;
+		records[m->rec].state = pack(&s);
+	}
+	LWLockRelease(shared->lock);
 }
 
 /* The aborted attempts of a message that no row carries yet. */

@@ -304,6 +304,8 @@ extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
 extern void txmq_attempts_committed(int32 sub_id, int64 msg_id);
 extern void txmq_attempts_aborted(int32 sub_id, int64 msg_id, int32 n,
 								  bool delivered);
+extern void txmq_attempts_committing(const int32 *sub_ids,
+									 const int64 *msg_ids, int n);
 extern bool txmq_attempts_full(void);
 extern void txmq_attempts_sweep(void);
 extern void txmq_attempts_forget_database(Oid dboid);

@@ -703,6 +703,25 @@ write_leases(void)
 	}
 }
 
+/* Pre-commit work is done: the commit record comes next (attempts.c). */
+static void
+mark_committing(void)
+{
+	int32	   *sub_ids;
+	int64	   *msg_ids;
+
+	if (entries.n == 0)
+		return;
+	sub_ids = palloc(sizeof(int32) * entries.n);
+	msg_ids = palloc(sizeof(int64) * entries.n);
+	for (int i = 0; i < entries.n; i++)
+	{
+		sub_ids[i] = entries.items[i].held.sub_id;
+		msg_ids[i] = entries.items[i].held.msg_id;
+	}
+	txmq_attempts_committing(sub_ids, msg_ids, entries.n);
+}
+
 static void
 apply_at_commit(void)
 {
@@ -887,6 +906,7 @@ xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			write_leases();
+			mark_committing();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			for (int i = 0; i < entries.n; i++)

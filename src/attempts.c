@@ -499,7 +499,12 @@ enter(const MsgKey *key, bool *found)
 
 	if (m == NULL || *found)
 		return m;
-	Assert(shared->nfree > 0);	/* a record per entry */
+	if (shared->nfree == 0)
+	{
+		/* a record per entry: cannot happen while the sizes agree */
+		hash_search(msgs, key, HASH_REMOVE, NULL);
+		return NULL;
+	}
 	m->claimer = 0;
 	m->rec = shared->free_recs[--shared->nfree];
 	r = &records[m->rec];

@@ -29,8 +29,8 @@
  * hold up the others (half.c does the checking), deletes resolved half
  * messages older than txmq.half_retention and dedup keys whose window
  * has passed (send.c), and forgets the delivery attempts of messages that
- * are gone (attempts.c).  Other timed maintenance belongs
- * in worker_round() too.
+ * are gone (attempts.c).  Other timed maintenance belongs in
+ * worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
  * sends the NOTIFYs that no committing transaction can: for messages whose

@@ -44,8 +44,8 @@
  * so its abort adds none.  What a transaction took over, and the attempt
  * it makes, are marked with its xid before the consumer sees the message,
  * so that a crash, which runs no abort, still counts them (attempts.c).
- * So a commit has nothing to count, and each
- * place that changes a message before its transaction ends is safe:
+ * So a commit has nothing to count, and each place that changes a
+ * message before its transaction ends is safe:
  *
  *	- dead-lettering in a receive, nack, reject: the rows they write carry
  *	  the attempt number the transaction took, and they are undone with it;

@@ -233,14 +233,28 @@ typedef enum TxmqCounter
 extern void txmq_shmem_request(void);
 extern void txmq_shmem_startup(void);
 extern ConditionVariable *txmq_sub_cv(int32 topic_id, int32 sub_id);
+extern void txmq_sub_cv_release(ConditionVariable *cv);
 extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages,
 					  int64 from_id);
+extern void txmq_slots_drop_at_commit(int32 topic_id, int32 sub_id);
+extern void txmq_free_sub_slot(int32 sub_id);
+
+/* How full a fixed-size shared table is (shmem.c, worker.c, stats.c) */
+typedef struct TxmqUsage
+{
+	int64		capacity;		/* its setting */
+	int64		in_use;			/* entries that cannot be let go now */
+	int64		needed;			/* the most wanted at once, as seen */
+} TxmqUsage;
+
+extern bool txmq_slots_usage(TxmqUsage *usage);
 
 /* Where a receive's walk starts (shmem.c), and what it saw (receive.c) */
 typedef struct TxmqScanStart
 {
 	int64		from_id;
 	bool		past_waiting;	/* from the first row that was due */
+	uint64		build;			/* of the slot it was read from */
 	uint64		token;			/* wakes before the walk */
 } TxmqScanStart;
 
@@ -272,7 +286,8 @@ extern void txmq_notify_post(int32 topic_id, TimestampTz due, bool forced);
 extern void txmq_notifier_at(Latch *latch, TimestampTz next);
 extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
 							 TimestampTz *next);
-extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out,
+							   TimestampTz *since);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
 extern bool txmq_claimed_elsewhere(int32 sub_id, int64 msg_id);
 extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
@@ -383,5 +398,6 @@ extern void txmq_worker_shmem_request(void);
 extern void txmq_worker_shmem_startup(void);
 extern void txmq_register_launcher(void);
 extern bool txmq_worker_running(void);
+extern bool txmq_workers_usage(TxmqUsage *usage);
 
 #endif							/* TXMQ_H */

@@ -302,6 +302,12 @@ txmq_shmem_startup(void)
 /* A refusal this backend must still report, once slots_lock is released */
 static uint32 refused_needed = 0;
 
+#define MAX_PINS 4
+
+static Slot *pinned[MAX_PINS];	/* this backend's pins */
+static int	npinned = 0;
+static int	nunslotted = 0;		/* its waits that found no slot */
+
 static SlotKey
 slot_key(int32 topic_id, int32 sub_id)
 {
@@ -439,16 +445,17 @@ build_slot(const SlotKey *key)
 }
 
 /*
- * Every slot is held and one more is wanted: note how many are needed, and
- * have close_slot() warn if the log has not heard so lately.  slots_lock
- * held exclusively.
+ * Every slot is held and one more is wanted: note how many are needed (the
+ * receivers waiting without a slot, and this one, unless it is one of
+ * them), and have close_slot() warn if the log has not heard so lately.
+ * slots_lock held exclusively.
  */
 static void
 note_refusal(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	uint32		needed = txmq_max_subscriptions +
-		pg_atomic_read_u32(&table->unslotted) + 1;
+		pg_atomic_read_u32(&table->unslotted) + (nunslotted > 0 ? 0 : 1);
 
 	table->lost_at = now;
 	raise_needed(needed);
@@ -511,11 +518,6 @@ close_slot(void)
 
 /* ---- pins, and the slots of dropped topics and subscriptions ---- */
 
-#define MAX_PINS 4
-
-static Slot *pinned[MAX_PINS];	/* this backend's pins */
-static int	npinned = 0;
-static int	nunslotted = 0;		/* its waits that found no slot */
 
 /* Drops to apply to the slots when the transaction commits */
 typedef struct SlotDrop

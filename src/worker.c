@@ -14,6 +14,17 @@
  * its worker at once, without a restart.  A database created later from a
  * template that has txmq is found by the next scan.
  *
+ * Turns.  When a database waits for a worker that cannot start (all
+ * txmq.max_workers run, or no background worker slot is free), the worker
+ * that has served its database longest, if for WORKER_TURN_NAPTIMES
+ * naptimes, is asked to leave it after its round, and the database whose
+ * worker started longest ago (or never) goes first.  So no guarantee
+ * depends on the worker table having room: every database gets its
+ * check-back, notifications and reaping in turn, only later.  A worker
+ * starting in a database does everything a gap in service may have
+ * missed: it notifies each topic with messages already due, and checks
+ * each half message that is due.
+ *
  * Workers are registered BGW_NEVER_RESTART and supervised by the launcher
  * instead of the postmaster: it hears of every start and exit
  * (bgw_notify_pid), restarts a worker that exited no sooner than
@@ -976,13 +987,15 @@ launcher_scan(HTAB *dbs)
 			warned = true;
 			break;
 		}
-		db->last_start = now;
 		if (!database_available(db->dboid))
+		{
+			db->last_start = now;	/* look again after WORKER_RESTART_MS */
 			continue;
+		}
 		db->handle = start_worker(db->dboid);
 		if (db->handle == NULL)
-			break;				/* no background worker slot is free */
-		db->served_at = now;
+			break;				/* no background worker slot: it stays first */
+		db->last_start = db->served_at = now;
 		running++;
 	}
 	if (db != NULL)

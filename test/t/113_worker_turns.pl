@@ -9,17 +9,23 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TxmqTest;
 
-# one worker for three databases (postgres, d1, d2)
+# one worker for three databases (postgres, d1, d2); in each, an
+# application role owns a queue whose check function says commit
 my $node = TxmqTest::node('main', conf => "txmq.max_workers = 1\n");
 my @dbs = qw(postgres d1 d2);
+$node->safe_psql('postgres', 'CREATE ROLE app');
 for my $db (@dbs)
 {
 	$node->safe_psql('postgres', "CREATE DATABASE $db") if $db ne 'postgres';
 	$node->safe_psql($db, q{
+		SET client_min_messages = warning;
 		CREATE EXTENSION IF NOT EXISTS txmq;
-		CREATE FUNCTION yes(m txmq.message) RETURNS txmq.check_result
+		GRANT EXECUTE ON FUNCTION txmq.create_topic, txmq.create_queue TO app;
+		CREATE SCHEMA app AUTHORIZATION app;
+		SET ROLE app;
+		CREATE FUNCTION app.yes(m txmq.message) RETURNS txmq.check_result
 			LANGUAGE sql AS $$ SELECT 'commit'::txmq.check_result $$;
-		SELECT txmq.create_queue('q', check_function => 'yes(txmq.message)',
+		SELECT txmq.create_queue('q', check_function => 'app.yes(txmq.message)',
 			check_after => '100 ms', check_interval => '200 ms');
 		SELECT txmq.send_half('q', '{}');
 	});

@@ -14,8 +14,9 @@
  *
  * The table holds txmq.max_subscriptions slots, found through a hash of
  * their keys, and is bounded by what is in use, not by history: a drop
- * frees the slots of what it dropped when it commits (the worker's reaper
- * frees any that a late committer made again), and when no slot is free a
+ * frees the slots of what it dropped when it commits (one a receiver still
+ * holds when the receiver lets go; the worker's reaper frees any that a
+ * late committer made again), and when no slot is free a
  * new one takes the slot of an idle one, chosen by a clock sweep as
  * PostgreSQL's buffer manager chooses a buffer: each use marks a slot
  * recent, the hand clears the mark and takes the first unmarked slot that
@@ -30,9 +31,11 @@
  * Everything else in a slot can be rebuilt, so an evicted slot is built
  * again, from scratch, at its next use.  Nothing is lost by that:
  *
- *	- wake-ups: a wake that finds no slot has no one to wake, since a
- *	  receiver pins the slot before it looks at the queue; a receiver
- *	  that pins it later takes its snapshot after the wake's commit;
+ *	- wake-ups: a transaction that will wake a subscription at commit
+ *	  holds nothing until then, and a wake that finds no slot has no one
+ *	  to wake, since a receiver pins the slot before it looks at the
+ *	  queue; a receiver that pins it later takes its snapshot after the
+ *	  wake's commit, and sees what it committed;
  *	- where receives start: a new slot starts at the beginning, and a
  *	  receive records what it saw only into the slot it read its start
  *	  from (the build number in its token), never into a rebuilt one;

@@ -25,10 +25,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TxmqTest;
 
-my $max = $ENV{TXMQ_SLOTS_MAX} // 64;
-my $keep = $ENV{TXMQ_SLOTS_KEEP} // 48;
-my $churn = $ENV{TXMQ_SLOTS_CHURN} // 160;
-my $waits = $ENV{TXMQ_SLOTS_WAITS} // $keep;    # kept queues waited on
+my $max = $ENV{TXMQ_SLOTS_MAX} || 64;
+my $keep = $ENV{TXMQ_SLOTS_KEEP} || 48;
+my $churn = $ENV{TXMQ_SLOTS_CHURN} || 160;
+my $waits = $ENV{TXMQ_SLOTS_WAITS} || $keep;    # kept queues waited on
 my $rounds = 4;
 
 my $node = TxmqTest::node('main', conf => "txmq.max_subscriptions = $max\n");

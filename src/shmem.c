@@ -493,7 +493,8 @@ open_slot(int32 topic_id, int32 sub_id, bool create)
 		if (slot == NULL && (slot = build_slot(&key)) == NULL)
 			note_refusal();
 	}
-	if (slot != NULL)
+	/* a read first: most uses find it marked, and need not write */
+	if (slot != NULL && !slot->recent)
 		slot->recent = true;
 	return slot;
 }

@@ -79,12 +79,14 @@ sql(q{
 
 # ---- 1. room for the kept queues: the drops free their slots ----
 # each kept queue takes two slots (its topic's, its subscription's), the
-# worker one; each round churns through twice the table
-my $keep1 = int(($max - 4) / 3);
+# worker one; each round churns through twice the table (at most 4096
+# slots' worth)
+my $keep1 = $max < 904 ? int(($max - 4) / 3) : 300;
+my $churn1 = $max < 2048 ? $max : 2048;
 sql("CALL make_kept('k1_', $keep1)");
 for my $round (1 .. 3)
 {
-	sql("CALL churn('c1_${round}_', $max)");
+	sql("CALL churn('c1_${round}_', $churn1)");
 	sql("CALL use_kept('k1_', $keep1)");
 	sql(q{CREATE TABLE first_since AS SELECT topic, counters_since
 		FROM txmq.stats WHERE topic LIKE 'k1\_%'}) if $round == 1;

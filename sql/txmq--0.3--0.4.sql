@@ -242,30 +242,32 @@ COMMENT ON FUNCTION txmq.create_queue(text, boolean, regprocedure, interval, int
 COMMENT ON FUNCTION txmq.alter_topic(text, boolean, regprocedure, interval, interval, int, text, regrole, interval) IS
 	'Change the options given (NULL: unchanged; check_function => ''-'' removes it, dedup_window => ''0'' turns it off), or the owner; queued messages are kept';
 
-/* ---- txmq.stats: how full the attempt table is (issue 13) ---- */
+/* ---- Shared tables bounded by what is in use, and how full (issue 13) ---- */
 
 /*
- * tracked_messages: entries of txmq.max_tracked_messages in use (claims,
- * attempts in progress or aborted, server-wide); tracking_skips: rows
- * receives skipped since the server started because it was full.
+ * txmq.stats gains the time since which each row's counters count (a
+ * subscription's shared-memory slot may be evicted while it is idle and
+ * rebuilt, counting from zero, when it is used again), and one row per
+ * fixed-size shared table saying how full it is (the subscription slots,
+ * the workers, the attempt table).  The view is replaced, not dropped,
+ * so that grants on it and views over it survive: its new columns come
+ * last, from a function of a new name (a function's result type cannot
+ * change).
  */
-DROP VIEW txmq.stats;
-DROP FUNCTION txmq._stats();
-
-CREATE FUNCTION txmq._stats()
+CREATE FUNCTION txmq._stats_rows()
 RETURNS TABLE (topic text, subscription text,
 			   ready bigint, delayed bigint, in_flight bigint, dead bigint,
 			   half_pending bigint, oldest_ready_age interval,
 			   sent bigint, delivered bigint, acked bigint, nacked bigint,
 			   dead_lettered bigint, checks bigint, checks_commit bigint,
 			   checks_rollback bigint, checks_unknown bigint,
-			   worker_running boolean,
-			   tracked_messages bigint, tracking_skips bigint)
+			   worker_running boolean, counters_since timestamptz,
+			   setting text, capacity bigint, in_use bigint, needed bigint)
 AS 'MODULE_PATHNAME', 'txmq_stats' LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION txmq._stats() IS
+CREATE OR REPLACE VIEW txmq.stats AS SELECT * FROM txmq._stats_rows();
+
+DROP FUNCTION txmq._stats();
+
+COMMENT ON FUNCTION txmq._stats_rows() IS
 	'Internal: the rows of the view txmq.stats';
-
-CREATE VIEW txmq.stats AS SELECT * FROM txmq._stats();
-
-GRANT SELECT ON txmq.stats TO PUBLIC;

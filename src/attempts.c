@@ -102,7 +102,8 @@
  * full a receive cannot claim a row and skips it, as a row claimed by
  * another consumer: nothing is delivered that is not counted, and waiting
  * receives look again every txmq.poll_interval.  A WARNING (once per
- * backend) and txmq.stats (tracked_messages, tracking_skips) say so.
+ * backend) and txmq.stats (its row for txmq.max_tracked_messages: in_use,
+ * and needed above capacity) say so.
  * Records are freed when their message is done with: at commit, or by the
  * database's worker, which drops records of messages that no longer exist
  * (purged, dropped subscriptions) and of databases that are gone
@@ -204,7 +205,7 @@ typedef struct AttemptsShared
 {
 	LWLock	   *lock;			/* the hash table, free list and records */
 	pg_atomic_uint32 nused;		/* entries in use; lets settles skip the lock */
-	pg_atomic_uint64 skips;		/* rows receives skipped for want of room */
+	pg_atomic_uint32 needed;	/* the most entries wanted at once, as seen */
 	int32		nfree;
 	int32		free_recs[FLEXIBLE_ARRAY_MEMBER];
 } AttemptsShared;
@@ -409,7 +410,8 @@ rebuild(void)
 			m = hash_search(msgs, &key, HASH_ENTER, NULL);
 			m->claimer = 0;
 			m->rec = i;
-			pg_atomic_fetch_add_u32(&shared->nused, 1);
+			txmq_raise_mark(&shared->needed,
+							pg_atomic_add_fetch_u32(&shared->nused, 1));
 			continue;
 		}
 		r->used = 0;
@@ -451,7 +453,7 @@ txmq_attempts_startup(void)
 	{
 		shared->lock = &GetNamedLWLockTranche("txmq attempts")->lock;
 		pg_atomic_init_u32(&shared->nused, 0);
-		pg_atomic_init_u64(&shared->skips, 0);
+		pg_atomic_init_u32(&shared->needed, 0);
 		if (!IsUnderPostmaster)
 		{
 			rebuild();
@@ -478,7 +480,8 @@ warn_full(void)
 {
 	static bool warned = false;
 
-	pg_atomic_fetch_add_u64(&shared->skips, 1);
+	/* one more than it holds, at least */
+	txmq_raise_mark(&shared->needed, txmq_max_tracked_messages + 1);
 	if (warned)
 		return;
 	warned = true;
@@ -486,7 +489,7 @@ warn_full(void)
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("txmq: all %d tracked-message entries are in use",
 					txmq_max_tracked_messages),
-			 errdetail("Receives skip the messages they cannot track until entries are freed (txmq.stats, tracking_skips)."),
+			 errdetail("Receives skip the messages they cannot track until entries are freed (txmq.stats: the row of txmq.max_tracked_messages)."),
 			 errhint("Raise txmq.max_tracked_messages and restart.")));
 }
 
@@ -514,7 +517,8 @@ enter(const MsgKey *key, bool *found)
 	r->state = 0;
 	pg_write_barrier();
 	r->used = 1;
-	pg_atomic_fetch_add_u32(&shared->nused, 1);
+	txmq_raise_mark(&shared->needed,
+					pg_atomic_add_fetch_u32(&shared->nused, 1));
 	return m;
 }
 
@@ -931,13 +935,14 @@ txmq_attempts_forget_database(Oid dboid)
 	LWLockRelease(shared->lock);
 }
 
-/* Entries in use and rows skipped for want of room; false if no table. */
+/* How full the table is; false if there is none. */
 bool
-txmq_attempts_usage(int64 *used, int64 *skips)
+txmq_attempts_usage(TxmqUsage *usage)
 {
 	if (msgs == NULL)
 		return false;
-	*used = pg_atomic_read_u32(&shared->nused);
-	*skips = (int64) pg_atomic_read_u64(&shared->skips);
+	usage->capacity = txmq_max_tracked_messages;
+	usage->in_use = pg_atomic_read_u32(&shared->nused);
+	usage->needed = pg_atomic_read_u32(&shared->needed);
 	return true;
 }

@@ -1053,6 +1053,19 @@ txmq_grants(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* The shared-memory slots of a topic and its subscriptions go at commit. */
+static void
+drop_slots_at_commit(const TxmqTopic *topic)
+{
+	int32	   *sub_ids;
+	int			n = txmq_topic_subscriptions(topic, &sub_ids);
+
+	txmq_slots_drop_at_commit(topic->topic_id, 0);
+	for (int i = 0; i < n; i++)
+		txmq_slots_drop_at_commit(topic->topic_id, sub_ids[i]);
+	pfree(sub_ids);
+}
+
 Datum
 txmq_drop_topic(PG_FUNCTION_ARGS)
 {
@@ -1075,6 +1088,7 @@ txmq_drop_topic(PG_FUNCTION_ARGS)
 					 errmsg("txmq: topic \"%s\" still holds messages", name),
 					 errhint("Drain or purge it first, or use force => true.")));
 	}
+	drop_slots_at_commit(&topic);
 	txmq_exec(PLAN_DROP_TOPIC, &arg, NULL, 0);
 	catalog_changed();
 	txmq_scope_leave(&scope);
@@ -1091,6 +1105,7 @@ txmq_drop_subscription(PG_FUNCTION_ARGS)
 	txmq_scope_enter_sub(fcinfo, TXMQ_ADMIN, true, &scope, &sub);
 	arg = Int32GetDatum(sub.sub_id);
 	txmq_exec(PLAN_DROP_SUB, &arg, NULL, 0);
+	txmq_slots_drop_at_commit(sub.topic.topic_id, sub.sub_id);
 	catalog_changed();
 	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();

@@ -89,6 +89,8 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 {
 	TimestampTz deadline = GetCurrentTimestamp() + wait_ms * 1000;
 	MemoryContext lookcxt;
+	ConditionVariable *cv = NULL;
+	int			looks = 0;
 
 	lookcxt = AllocSetContextCreate(CurrentMemoryContext, "txmq long poll",
 									ALLOCSET_DEFAULT_SIZES);
@@ -97,17 +99,26 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 	for (;;)
 	{
 		MemoryContext old = MemoryContextSwitchTo(lookcxt);
+		ConditionVariable *prev = cv;
 		TxmqOwnerScope scope;
 		TxmqSub		sub;
-		ConditionVariable *cv;
 		bool		over;
 		long		ms = 0;
 
 		txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-		/* get on the wait list before looking, so no commit is missed */
+
+		/*
+		 * Get on the wait list before looking, so no commit is missed, and
+		 * off the previous look's (the same one, unless the subscription
+		 * was dropped and made again) before letting go of it.
+		 */
 		cv = txmq_sub_cv(sub.topic.topic_id, sub.sub_id);
 		if (cv)
 			ConditionVariablePrepareToSleep(cv);
+		else
+			ConditionVariableCancelSleep();
+		if (looks++ > 0)
+			txmq_sub_cv_release(prev);
 		over = look(&sub, arg);
 		if (!over)
 			ms = txmq_sleep_ms(&sub, deadline, cv != NULL);
@@ -120,6 +131,7 @@ long_poll(FunctionCallInfo fcinfo, int64 wait_ms, LookFn look, void *arg)
 		txmq_sleep(cv, ms);
 	}
 	ConditionVariableCancelSleep();
+	txmq_sub_cv_release(cv);
 	SPI_finish();
 	MemoryContextDelete(lookcxt);
 }

@@ -534,6 +534,8 @@ txmq_receive(PG_FUNCTION_ARGS)
 	}
 	if (cv)
 		ConditionVariableCancelSleep();
+	if (wait_ms > 0)
+		txmq_sub_cv_release(cv);
 	txmq_scope_leave(&scope);
 	return (Datum) 0;
 }

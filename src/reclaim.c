@@ -16,7 +16,9 @@
  * Rows of dropped subscriptions are reaped here too: a transaction that
  * looked up a topic's subscriptions before one was dropped can insert rows
  * for it after the drop committed (taking a lock against every send to
- * close that window would cost every send).
+ * close that window would cost every send).  Such a transaction can also
+ * have given the subscription a shared-memory slot again, after its drop
+ * freed it: the reaper frees that too.
  *
  *-------------------------------------------------------------------------
  */
@@ -136,6 +138,7 @@ txmq_reap_dropped(TimestampTz now)
 
 		delete_sub_rows("msg", sub_id);
 		delete_sub_rows("dead_letter", sub_id);
+		txmq_free_sub_slot(sub_id);
 	}
 	txmq_scope_leave(&scope);
 }

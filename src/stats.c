@@ -3,9 +3,9 @@
  * stats.c
  *	  The rows of the txmq.stats view: what the tables say (ready, delayed,
  *	  in flight, dead, half messages, the oldest ready message's age) and
- *	  the shared-memory counters since the server started (shmem.c), for
- *	  the topics and subscriptions the caller may see, and how full the
- *	  server's attempt table is (attempts.c).
+ *	  the shared-memory counters and since when they count (shmem.c), for
+ *	  the topics and subscriptions the caller may see; then one row for
+ *	  each fixed-size shared table, saying how full it is.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,13 +13,52 @@
 
 #include "access/htup_details.h"
 #include "funcapi.h"
+#include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(txmq_stats);
 
 /* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
-#define STATS_COLS 20
+#define STATS_COLS 23
+/* the last columns: the rows of the shared tables */
+#define STATS_USAGE_COLS 4
+
+/* One row: how full the shared table sized by setting is. */
+static void
+put_usage_row(ReturnSetInfo *rsinfo, const char *setting,
+			  const TxmqUsage *usage)
+{
+	Datum		values[STATS_COLS] = {0};
+	bool		nulls[STATS_COLS];
+	int			n = STATS_COLS - STATS_USAGE_COLS;
+
+	memset(nulls, true, sizeof(nulls));
+	memset(&nulls[n], false, sizeof(bool) * STATS_USAGE_COLS);
+	values[n] = CStringGetTextDatum(setting);
+	values[n + 1] = Int64GetDatum(usage->capacity);
+	values[n + 2] = Int64GetDatum(usage->in_use);
+	values[n + 3] = Int64GetDatum(usage->needed);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * The rows of the shared tables, shown to every caller as the server's
+ * own statistics views are: counts over all databases that name nothing
+ * in them.  None without shared_preload_libraries.
+ */
+static void
+put_usage_rows(ReturnSetInfo *rsinfo)
+{
+	TxmqUsage	usage;
+
+	if (txmq_slots_usage(&usage))
+		put_usage_row(rsinfo, "txmq.max_subscriptions", &usage);
+	if (txmq_workers_usage(&usage))
+		put_usage_row(rsinfo, "txmq.max_workers", &usage);
+	if (txmq_attempts_usage(&usage))
+		put_usage_row(rsinfo, "txmq.max_tracked_messages", &usage);
+}
 
 /*
  * Rows of the txmq.stats view: the topics and subscriptions the caller
@@ -35,9 +74,6 @@ txmq_stats(PG_FUNCTION_ARGS)
 	SPITupleTable *rows;
 	int			nrows;
 	int			n;
-	int64		tracked;
-	int64		skips;
-	bool		tracking = txmq_attempts_usage(&tracked, &skips);
 
 	InitMaterializedSRF(fcinfo, 0);
 	txmq_scope_enter(&scope, false);
@@ -53,6 +89,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 		int32		sub_id;
 		int64		tc[NUM_TXMQ_COUNTERS] = {0};
 		int64		sc[NUM_TXMQ_COUNTERS] = {0};
+		TimestampTz topic_since;
+		TimestampTz sub_since = 0;
 		bool		topic_known;
 		bool		sub_known;
 
@@ -70,10 +108,10 @@ txmq_stats(PG_FUNCTION_ARGS)
 			values[c - STATS_HIDDEN_COLS] = cols[c];
 			nulls[c - STATS_HIDDEN_COLS] = colnulls[c];
 		}
-		/* NULL where unknown: not preloaded, or no slot (see shmem.c) */
-		topic_known = txmq_read_counters(topic.topic_id, 0, tc);
+		/* NULL where not kept: without shared_preload_libraries */
+		topic_known = txmq_read_counters(topic.topic_id, 0, tc, &topic_since);
 		sub_known = sub_id == 0 ||
-			txmq_read_counters(topic.topic_id, sub_id, sc);
+			txmq_read_counters(topic.topic_id, sub_id, sc, &sub_since);
 		n = STATS_QUERY_COLS - STATS_HIDDEN_COLS;
 		values[n++] = Int64GetDatum(tc[CNT_SENT]);
 		values[n++] = Int64GetDatum(sc[CNT_DELIVERED]);
@@ -93,14 +131,17 @@ txmq_stats(PG_FUNCTION_ARGS)
 		for (int c = n - 4; c < n; c++)
 			nulls[c] = !topic_known;
 		values[n++] = BoolGetDatum(txmq_worker_running());
-		/* server-wide, the same in every row */
-		nulls[n] = nulls[n + 1] = !tracking;
-		values[n++] = Int64GetDatum(tracked);
-		values[n++] = Int64GetDatum(skips);
-		Assert(n == STATS_COLS);
+		/* the row's counters all count since the later of the two */
+		nulls[n] = !topic_known;
+		values[n++] = TimestampTzGetDatum(Max(topic_since, sub_since));
+		for (; n < STATS_COLS; n++)
+			nulls[n] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}
 	txmq_scope_leave(&scope);
+	/* not for the 0.3 definition, until ALTER EXTENSION txmq UPDATE */
+	if (rsinfo->setDesc->natts == STATS_COLS)
+		put_usage_rows(rsinfo);
 	return (Datum) 0;
 }

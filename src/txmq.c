@@ -104,14 +104,17 @@ define_gucs(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	DefineCustomIntVariable("txmq.max_workers",
-							"Most databases served by a txmq worker.",
-							NULL, &txmq_max_workers,
+							"Most databases served by a txmq worker at once.",
+							"When more have txmq, they take turns.",
+							&txmq_max_workers,
 							8, 1, 1024,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("txmq.max_subscriptions",
-							"Subscriptions (over all databases) that get "
-							"commit-time wakeups and counters.",
-							NULL, &txmq_max_subscriptions,
+							"Shared-memory slots for the subscriptions, topics "
+							"and databases in use, over all databases.",
+							"A slot holds commit-time wakeups, counters and "
+							"notifications owed; idle ones are reused.",
+							&txmq_max_subscriptions,
 							1024, 16, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("txmq.max_tracked_messages",

@@ -51,6 +51,7 @@
 #include "access/htup.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
+#include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
@@ -251,14 +252,38 @@ typedef enum TxmqCounter
 extern void txmq_shmem_request(void);
 extern void txmq_shmem_startup(void);
 extern ConditionVariable *txmq_sub_cv(int32 topic_id, int32 sub_id);
+extern void txmq_sub_cv_release(ConditionVariable *cv);
 extern void txmq_wake(int32 topic_id, int32 sub_id, int64 nmessages,
 					  int64 from_id);
+extern void txmq_slots_drop_at_commit(int32 topic_id, int32 sub_id);
+extern void txmq_free_sub_slot(int32 sub_id);
+
+/* How full a fixed-size shared table is (shmem.c, attempts.c, worker.c) */
+typedef struct TxmqUsage
+{
+	int64		capacity;		/* its setting */
+	int64		in_use;			/* entries that cannot be let go now */
+	int64		needed;			/* the most wanted at once, as seen */
+} TxmqUsage;
+
+extern bool txmq_slots_usage(TxmqUsage *usage);
+
+/* Raise a high-water mark to n, if it is lower. */
+static inline void
+txmq_raise_mark(pg_atomic_uint32 *mark, uint32 n)
+{
+	uint32		old = pg_atomic_read_u32(mark);
+
+	while (old < n && !pg_atomic_compare_exchange_u32(mark, &old, n))
+		;
+}
 
 /* Where a receive's walk starts (shmem.c), and what it saw (receive.c) */
 typedef struct TxmqScanStart
 {
 	int64		from_id;
 	bool		past_waiting;	/* from the first row that was due */
+	uint64		build;			/* of the slot it was read from */
 	uint64		token;			/* wakes before the walk */
 } TxmqScanStart;
 
@@ -290,7 +315,8 @@ extern void txmq_notify_post(int32 topic_id, TimestampTz due, bool forced);
 extern void txmq_notifier_at(Latch *latch, TimestampTz next);
 extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
 							 TimestampTz *next);
-extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out,
+							   TimestampTz *since);
 
 /* ---- attempts.c ---- */
 extern void txmq_attempts_request(void);
@@ -309,7 +335,7 @@ extern void txmq_attempts_committing(const int32 *sub_ids,
 extern bool txmq_attempts_full(void);
 extern void txmq_attempts_sweep(void);
 extern void txmq_attempts_forget_database(Oid dboid);
-extern bool txmq_attempts_usage(int64 *used, int64 *skips);
+extern bool txmq_attempts_usage(TxmqUsage *usage);
 
 /* Columns of a received row (receive.c, held.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
@@ -432,5 +458,6 @@ extern void txmq_worker_shmem_request(void);
 extern void txmq_worker_shmem_startup(void);
 extern void txmq_register_launcher(void);
 extern bool txmq_worker_running(void);
+extern bool txmq_workers_usage(TxmqUsage *usage);
 
 #endif							/* TXMQ_H */

@@ -14,6 +14,17 @@
  * its worker at once, without a restart.  A database created later from a
  * template that has txmq is found by the next scan.
  *
+ * Turns.  When a database waits for a worker that cannot start (all
+ * txmq.max_workers run, or no background worker slot is free), the worker
+ * that has served its database longest, if for WORKER_TURN_NAPTIMES
+ * naptimes, is asked to leave it after its round, and the database whose
+ * worker started longest ago (or never) goes first.  So no guarantee
+ * depends on the worker table having room: every database gets its
+ * check-back, notifications and reaping in turn, only later.  A worker
+ * starting in a database does everything a gap in service may have
+ * missed: it notifies each topic with messages already due, and checks
+ * each half message that is due.
+ *
  * Workers are registered BGW_NEVER_RESTART and supervised by the launcher
  * instead of the postmaster: it hears of every start and exit
  * (bgw_notify_pid), restarts a worker that exited no sooner than
@@ -100,6 +111,7 @@ PGDLLEXPORT void txmq_worker_main(Datum main_arg);
 #define MAX_POKES 16
 #define NOTIFY_BATCH 256		/* topics notified per transaction */
 #define NOTIFY_GAP_MS 10		/* least time between notify rounds */
+#define WORKER_TURN_NAPTIMES 10 /* a worker's turn when databases wait */
 
 typedef struct WorkerSlot
 {
@@ -107,6 +119,9 @@ typedef struct WorkerSlot
 	pid_t		pid;			/* the worker serving dboid; 0 once it exits */
 	bool		no_extension;	/* it exited: txmq is not installed */
 	bool		poked;			/* CREATE EXTENSION committed meanwhile */
+	Latch	   *latch;			/* the worker's */
+	TimestampTz started;		/* when it took the slot */
+	bool		yield;			/* asked to leave for a waiting database */
 } WorkerSlot;
 
 typedef struct WorkerShared
@@ -116,6 +131,7 @@ typedef struct WorkerShared
 	int			npokes;
 	bool		pokes_lost;		/* more than MAX_POKES: retry them all */
 	Oid			pokes[MAX_POKES];	/* where CREATE EXTENSION committed */
+	int			needed;			/* most databases that wanted a worker */
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];	/* txmq_max_workers */
 } WorkerShared;
 
@@ -124,7 +140,8 @@ typedef struct LaunchedDb
 {
 	Oid			dboid;			/* hash key */
 	BackgroundWorkerHandle *handle; /* NULL: no worker registered */
-	TimestampTz last_start;
+	TimestampTz last_start;		/* when one was last tried */
+	TimestampTz served_at;		/* when one last started, 0: never */
 	bool		not_installed;	/* leave it alone until poked */
 	bool		present;		/* in pg_database at the last scan */
 } LaunchedDb;
@@ -202,6 +219,24 @@ txmq_worker_running(void)
 			running = true;
 	SpinLockRelease(&wshared->mutex);
 	return running;
+}
+
+/* How full the launcher's worker table is, for txmq.stats. */
+bool
+txmq_workers_usage(TxmqUsage *usage)
+{
+	int			in_use = 0;
+
+	if (wshared == NULL)
+		return false;
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+		in_use += wshared->slots[i].pid != 0;
+	usage->needed = Max(wshared->needed, in_use);
+	SpinLockRelease(&wshared->mutex);
+	usage->capacity = txmq_max_workers;
+	usage->in_use = in_use;
+	return true;
 }
 
 /*
@@ -340,6 +375,9 @@ claim_slot(void)
 		my_slot->pid = MyProcPid;
 		my_slot->no_extension = false;
 		my_slot->poked = false;
+		my_slot->latch = MyLatch;
+		my_slot->started = GetCurrentTimestamp();
+		my_slot->yield = false;
 	}
 	SpinLockRelease(&wshared->mutex);
 	if (my_slot == NULL)
@@ -613,6 +651,21 @@ notify_round(void)
 	return Max(next, not_before);
 }
 
+/*
+ * Whether the launcher asked this worker to leave its database to one
+ * that waits for a worker (see the file header).  Asked between rounds.
+ */
+static bool
+turn_is_over(void)
+{
+	bool		over;
+
+	SpinLockAcquire(&wshared->mutex);
+	over = my_slot->yield;
+	SpinLockRelease(&wshared->mutex);
+	return over;
+}
+
 void
 txmq_worker_main(Datum main_arg)
 {
@@ -644,6 +697,8 @@ txmq_worker_main(Datum main_arg)
 			round_at = GetCurrentTimestamp() + ms * (TimestampTz) 1000;
 		}
 		wake = Min(round_at, notify_round());
+		if (turn_is_over())
+			proc_exit(0);
 
 		/* committers whose due time comes sooner set the latch */
 		txmq_notifier_at(MyLatch, wake);
@@ -697,6 +752,7 @@ read_databases(HTAB *dbs)
 		{
 			db->handle = NULL;
 			db->last_start = 0;
+			db->served_at = 0;
 			db->not_installed = false;
 		}
 		db->present = true;
@@ -806,6 +862,87 @@ start_worker(Oid dboid)
 	return ok ? handle : NULL;
 }
 
+/*
+ * Of the databases that should have a worker and have none, the one whose
+ * worker started longest ago (or never), or NULL.  Not one whose last
+ * start was tried less than WORKER_RESTART_MS ago.
+ */
+static LaunchedDb *
+next_waiting(HTAB *dbs, TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	LaunchedDb *db;
+	LaunchedDb *next = NULL;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = hash_seq_search(&seq)) != NULL)
+	{
+		if (db->handle != NULL || db->not_installed || !db->present ||
+			now < db->last_start + WORKER_RESTART_MS * (TimestampTz) 1000 ||
+			served(db->dboid))
+			continue;
+		if (next == NULL || db->served_at < next->served_at)
+			next = db;
+	}
+	return next;
+}
+
+/*
+ * A database waits for a worker that cannot start: ask the worker that
+ * has served its database longest, if for a whole turn, to leave it (it
+ * does between its rounds), unless one is leaving already.  So every
+ * database gets a worker in turn, however many there are.
+ */
+static void
+end_a_turn(TimestampTz now)
+{
+	TimestampTz turn = (TimestampTz) WORKER_TURN_NAPTIMES *
+		txmq_worker_naptime_ms * 1000;
+	WorkerSlot *oldest = NULL;
+	Latch	   *latch = NULL;
+
+	SpinLockAcquire(&wshared->mutex);
+	for (int i = 0; i < txmq_max_workers; i++)
+	{
+		WorkerSlot *s = &wshared->slots[i];
+
+		if (s->pid == 0)
+			continue;
+		if (s->yield)
+		{
+			oldest = NULL;
+			break;
+		}
+		if (now - s->started >= turn &&
+			(oldest == NULL || s->started < oldest->started))
+			oldest = s;
+	}
+	if (oldest != NULL)
+	{
+		oldest->yield = true;
+		latch = oldest->latch;
+	}
+	SpinLockRelease(&wshared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* Note how many databases want a worker now, served or not. */
+static void
+count_wanted(HTAB *dbs)
+{
+	HASH_SEQ_STATUS seq;
+	LaunchedDb *db;
+	int			wanted = 0;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		wanted += db->present && !db->not_installed;
+	SpinLockAcquire(&wshared->mutex);
+	wshared->needed = Max(wshared->needed, wanted);
+	SpinLockRelease(&wshared->mutex);
+}
+
 /* One look at the databases: start, restart and stop workers. */
 static void
 launcher_scan(HTAB *dbs)
@@ -840,13 +977,9 @@ launcher_scan(HTAB *dbs)
 		running += db->handle != NULL;
 	}
 
-	hash_seq_init(&seq, dbs);
-	while ((db = hash_seq_search(&seq)) != NULL)
+	/* the databases that have waited longest first */
+	while ((db = next_waiting(dbs, now)) != NULL)
 	{
-		if (db->handle != NULL || db->not_installed || !db->present ||
-			now < db->last_start + WORKER_RESTART_MS * (TimestampTz) 1000 ||
-			served(db->dboid))
-			continue;
 		if (running >= txmq_max_workers)
 		{
 			if (!warned)
@@ -854,16 +987,26 @@ launcher_scan(HTAB *dbs)
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 						 errmsg("txmq launcher: all %d workers are busy, some databases wait for one",
 								txmq_max_workers),
+						 errdetail("The databases take turns: a worker that has served its database for %d times txmq.worker_naptime leaves it to one that waits.",
+								   WORKER_TURN_NAPTIMES),
 						 errhint("Raise txmq.max_workers and restart.")));
 			warned = true;
-			continue;
+			break;
 		}
 		if (!database_available(db->dboid))
+		{
+			db->last_start = now;	/* look again after WORKER_RESTART_MS */
 			continue;
+		}
 		db->handle = start_worker(db->dboid);
-		db->last_start = now;
-		running += db->handle != NULL;
+		if (db->handle == NULL)
+			break;				/* no background worker slot: it stays first */
+		db->last_start = db->served_at = now;
+		running++;
 	}
+	if (db != NULL)
+		end_a_turn(now);
+	count_wanted(dbs);
 	CommitTransactionCommand();
 }
 

@@ -214,7 +214,7 @@ my $start_s = time - $t0;
 note sprintf('worker for a new installation after %.2f s', $start_s);
 cmp_ok($start_s, '<', 5, 'within seconds, without a restart');
 $node->safe_psql('newdb', q{SELECT txmq.create_queue('q')});
-is($node->safe_psql('newdb', 'SELECT worker_running FROM txmq.stats'), 't',
+is($node->safe_psql('newdb', q{SELECT worker_running FROM txmq.stats WHERE topic = 'q'}), 't',
 	'stats of the new database: worker_running');
 
 # copying a served database and then dropping it: the worker steps aside

@@ -223,15 +223,15 @@ my $holder = $node->background_psql('postgres', on_error_stop => 0);
 $holder->query_safe('BEGIN');
 is($holder->query(q{SELECT count(*) FROM txmq.receive('full', 'full', 200)}),
 	'128', 'a receive takes as many messages as the table can track');
-is( psql(q{SELECT tracked_messages FROM txmq.stats WHERE topic = 'full'}),
-	'128', 'txmq.stats: the table is full');
+is( psql(q{SELECT in_use || '/' || capacity FROM txmq.stats WHERE setting = 'txmq.max_tracked_messages'}),
+	'128/128', 'txmq.stats: the table is full');
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT count(*) FROM txmq.receive('full', 'full', 1)});
 is($out, '0', 'a full table: the ready message is not delivered');
 like($err, qr/all 128 tracked-message entries are in use/,
 	'a full table: WARNING');
-ok(psql(q{SELECT tracking_skips > 0 FROM txmq.stats WHERE topic = 'full'}) eq 't',
-	'txmq.stats: tracking_skips counts the skipped row');
+ok(psql(q{SELECT needed > capacity FROM txmq.stats WHERE setting = 'txmq.max_tracked_messages'}) eq 't',
+	'txmq.stats: more entries were needed than there are');
 my $waiter = $node->background_psql('postgres');
 my $m = TxmqTest::start_query($waiter,
 	q{SELECT attempt FROM txmq.receive('full', 'full', 1, wait => '60 s');});
@@ -242,16 +242,16 @@ is(TxmqTest::wait_result($waiter, $m, 60), '2',
 $holder->quit;
 $waiter->quit;
 TxmqTest::poll($node, 'postgres',
-	q{SELECT tracked_messages < 128 FROM txmq.stats WHERE topic = 'full'},
+	q{SELECT in_use < 128 FROM txmq.stats WHERE setting = 'txmq.max_tracked_messages'},
 	't', 'room again after the rollback');
 
 # ---- the worker forgets records of messages gone without a receive
 psql(q{BEGIN; SELECT FROM txmq.receive('full', 'full', 200); ROLLBACK;});
-ok(psql(q{SELECT tracked_messages >= 128 FROM txmq.stats WHERE topic = 'full'}) eq 't',
+ok(psql(q{SELECT in_use >= 128 FROM txmq.stats WHERE setting = 'txmq.max_tracked_messages'}) eq 't',
 	'aborted attempts are tracked');
 psql(q{SELECT txmq.purge('full')});
 TxmqTest::poll($node, 'postgres',
-	q{SELECT tracked_messages FROM txmq.stats WHERE topic = 'full'},
+	q{SELECT in_use FROM txmq.stats WHERE setting = 'txmq.max_tracked_messages'},
 	'0', 'the worker forgets the attempts of purged messages');
 
 done_testing();

@@ -139,7 +139,7 @@ SELECT pg_temp.core_err($$SELECT * FROM txmq.subscription$$);
 SELECT pg_temp.core_err($$UPDATE txmq.msg SET vt = now()$$);
 SELECT pg_temp.core_err($$SELECT txmq._poke_launcher()$$);
 SELECT count(*) AS stats_rows FROM txmq.stats WHERE topic LIKE 'core_pv%';
-SELECT count(*) AS _stats_rows FROM txmq._stats() WHERE topic LIKE 'core_pv%';
+SELECT count(*) AS _stats_rows FROM txmq._stats_rows() WHERE topic LIKE 'core_pv%';
 RESET ROLE;
 
 -- ---- revoke takes effect at once (also in a session that cached the grant) ----

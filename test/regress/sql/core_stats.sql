@@ -73,4 +73,23 @@ SELECT txmq.create_queue('core_st');
 SELECT topic, subscription, sent, delivered FROM txmq.stats WHERE topic = 'core_st';
 SELECT txmq.drop_topic('core_st');
 SELECT txmq.drop_topic('core_st_nosub');
+-- counters count since the topic's and the subscription's shared-memory
+-- slots were built (here: at the first send); the rows of the shared
+-- tables say how full each is, and carry nothing else
+SELECT clock_timestamp() AS t0 \gset
+SELECT txmq.create_queue('core_st_since');
+SELECT txmq.send('core_st_since', '{}') > 0;
+SELECT counters_since >= :'t0' AND counters_since <= clock_timestamp()
+		AS since_first_use,
+	   num_nulls(setting, capacity, in_use, needed) AS usage_nulls
+  FROM txmq.stats WHERE topic = 'core_st_since';
+SELECT setting, capacity, in_use <= capacity AS fits,
+	   needed >= in_use AS needed_covers_in_use,
+	   num_nonnulls(topic, subscription, ready, delayed, in_flight, dead,
+					half_pending, oldest_ready_age, sent, delivered, acked,
+					nacked, dead_lettered, checks, checks_commit,
+					checks_rollback, checks_unknown, worker_running,
+					counters_since) AS other_columns
+  FROM txmq.stats WHERE setting IS NOT NULL ORDER BY setting;
+SELECT txmq.drop_topic('core_st_since', force => true);
 SELECT count(*) FROM txmq.stats WHERE topic LIKE 'core_st%';

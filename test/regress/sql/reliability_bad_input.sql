@@ -287,7 +287,7 @@ INSERT INTO bad (fn, args) VALUES
 	('_check_half', $$-1$$),
 	('_check_half', $$:ready_id$$),
 	('_check_half', $$:rb_id$$),
-	('_stats', $$$$);
+	('_stats_rows', $$$$);
 
 CREATE TEMP TABLE bad_result AS
 SELECT ord, fn || '(' || args || ')' AS call,

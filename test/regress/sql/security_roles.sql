@@ -118,7 +118,7 @@ SELECT count(*) AS pending_checks FROM txmq.pending_checks('sec_admins');
 SELECT count(*) AS half_messages FROM txmq.half_messages();
 SELECT pg_temp.core_err($$SELECT * FROM txmq.half_messages('sec_t')$$);
 SELECT count(*) AS stats_rows FROM txmq.stats WHERE topic LIKE 'sec\_%';
-SELECT count(*) AS _stats_rows FROM txmq._stats() WHERE topic LIKE 'sec\_%';
+SELECT count(*) AS _stats_rows FROM txmq._stats_rows() WHERE topic LIKE 'sec\_%';
 -- internal functions: check-back, the launcher
 SELECT pg_temp.core_err(format('SELECT txmq._check_half(%s)', :ht));
 SELECT pg_temp.core_err($$SELECT txmq._poke_launcher()$$);

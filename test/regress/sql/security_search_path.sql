@@ -198,7 +198,7 @@ SELECT txmq.nack('core_sp', 'core_sp', :r);
 SELECT payload FROM txmq.receive('core_sp2', 's', wait => '5 s');
 SELECT topic, subscription, ready, delayed, in_flight, dead, sent
   FROM txmq.stats WHERE topic LIKE 'core_sp%' ORDER BY 1, 2;
-SELECT * FROM txmq._stats() WHERE false;
+SELECT * FROM txmq._stats_rows() WHERE false;
 SELECT txmq.grant('core_sp', 'regress_sp_other', 'send');
 SELECT txmq.grant('core_sp', 'regress_sp_other', 'receive', 'core_sp');
 SELECT txmq.revoke('core_sp', 'regress_sp_other', 'receive', 'core_sp');

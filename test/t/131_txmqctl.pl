@@ -83,7 +83,7 @@ is(sql(q{SELECT string_agg(payload::text, ' ' ORDER BY msg_id) FROM txmq.peek('j
 is($rc, 1, 'send with a bad line: exit 1');
 like($err, qr/standard input, line 4: ERROR:  invalid input syntax for type json \(SQLSTATE 22P02\)/,
 	'the bad line is named, with the server\'s error and SQLSTATE');
-like($err, qr/nothing of lines 3-4 was sent; 2 message\(s\) before them were/,
+like($err, qr/lines 3-4 were not sent; the 2 message\(s\) before them were/,
 	'what was and was not sent');
 is(sql(q{SELECT string_agg(payload::text, ',' ORDER BY msg_id) FROM txmq.peek('orders', 'cart')}),
 	'1,2', 'only the batch before the bad line was sent');

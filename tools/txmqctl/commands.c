@@ -124,12 +124,9 @@ cmd_dead_letters(PGconn *conn, const Options *opts)
 	return EXIT_OK;
 }
 
-/*
- * A bigint[] literal of the ids in args (each checked: an id typed wrong
- * is a usage error, not the server's), or NULL for none.
- */
+/* An array literal of the n integers in ids: {1,2,3}; NULL for none. */
 static char *
-id_array(char **args, int n)
+id_array(char *const *ids, int n)
 {
 	char	   *s;
 	size_t		len = 3;
@@ -137,15 +134,12 @@ id_array(char **args, int n)
 	if (n == 0)
 		return NULL;
 	for (int i = 0; i < n; i++)
-	{
-		parse_count("a message id", args[i], 1, LONG_MAX);
-		len += strlen(args[i]) + 1;
-	}
+		len += strlen(ids[i]) + 1;
 	s = malloc(len);
 	strcpy(s, "{");
 	for (int i = 0; i < n; i++)
 	{
-		strcat(s, args[i]);
+		strcat(s, ids[i]);
 		strcat(s, i + 1 < n ? "," : "}");
 	}
 	return s;
@@ -154,8 +148,12 @@ id_array(char **args, int n)
 static int
 cmd_redrive(PGconn *conn, const Options *opts)
 {
-	const char *params[3] = {opts->args[0], opts->args[1],
-	id_array(opts->args + 2, opts->nargs - 2)};
+	const char *params[3] = {opts->args[0], opts->args[1], NULL};
+
+	/* an id typed wrong is a usage error, not the server's */
+	for (int i = 2; i < opts->nargs; i++)
+		parse_count("a message id", opts->args[i], 1, LONG_MAX);
+	params[2] = id_array(opts->args + 2, opts->nargs - 2);
 
 	return print_count(conn, opts, "redriven",
 					   "SELECT txmq.redrive($1, $2, $3::bigint[])", 3, params);
@@ -306,8 +304,12 @@ cmd_send(PGconn *conn, const Options *opts)
 		if (!sql_ok(res))
 		{
 			batch_error(conn, &b, res);
-			fprintf(stderr, "%s: nothing of lines %ld-%ld was sent; %ld message(s) before them were\n",
-					progname, b.lineno[0], b.lineno[b.n - 1], sent);
+			if (b.n == 1)
+				fprintf(stderr, "%s: line %ld was not sent; the %ld message(s) before it were\n",
+						progname, b.lineno[0], sent);
+			else
+				fprintf(stderr, "%s: lines %ld-%ld were not sent; the %ld message(s) before them were\n",
+						progname, b.lineno[0], b.lineno[b.n - 1], sent);
 			exit(EXIT_SERVER);
 		}
 		for (int i = 0; i < PQntuples(res); i++)
@@ -347,9 +349,7 @@ consume_once(PGconn *conn, const Options *opts, long max)
 	char		n[32];
 	const char *params[4] = {opts->args[0], opts->args[1], n, opts->lease};
 	PGresult   *res;
-	PGresult   *acked;
-	char	   *ids;
-	size_t		len = 3;
+	char	  **ids;
 	int			got;
 
 	snprintf(n, sizeof(n), "%ld", max);
@@ -361,8 +361,10 @@ consume_once(PGconn *conn, const Options *opts, long max)
 				  " FROM txmq.receive($1, $2, $3::int, $4::interval) d",
 				  4, params);
 	got = PQntuples(res);
+	ids = malloc(sizeof(char *) * (got + 1));
 	for (int i = 0; i < got; i++)
 	{
+		ids[i] = PQgetvalue(res, i, 0);
 		if (opts->json)
 			printf("%s\n", PQgetvalue(res, i, 4));
 		else
@@ -373,24 +375,15 @@ consume_once(PGconn *conn, const Options *opts, long max)
 				printf(" key=%s", PQgetvalue(res, i, 2));
 			printf(" payload=%s\n", PQgetvalue(res, i, 3));
 		}
-		len += PQgetlength(res, i, 0) + 1;
 	}
 	/* printed, or not acked */
 	flush_stdout();
-	ids = malloc(len);
-	strcpy(ids, "{");
-	for (int i = 0; i < got; i++)
-	{
-		strcat(ids, PQgetvalue(res, i, 0));
-		strcat(ids, i + 1 < got ? "," : "");
-	}
-	strcat(ids, "}");
-	params[2] = ids;
 	if (got > 0)
 	{
-		acked = run_sql(conn, "SELECT txmq.ack($1, $2, $3::bigint[])", 3,
-						params);
-		PQclear(acked);
+		params[2] = id_array(ids, got);
+		PQclear(run_sql(conn, "SELECT txmq.ack($1, $2, $3::bigint[])", 3,
+						params));
+		free((char *) params[2]);
 	}
 	if (opts->lease == NULL)
 		exec_or_die(conn, "COMMIT");

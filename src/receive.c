@@ -181,12 +181,12 @@ txmq_next_attempt(const TxmqSub *sub, int64 msg_id, int32 attempt)
 /*
  * Take up to max ready messages of sub into rows[] (mode COUNT: only count
  * those a receive could take now, for txmq.wait; LOOK: copy those it would
- * deliver, for txmq.peek): walk the
- * subscription's rows in id order along the primary key, from where the
- * last walks found nothing to step over (shmem.c), claim each ready one
- * (shmem.c) and delete it.  This is the receive hot path, so it
- * reads the index and deletes through the table AM rather than running a
- * DELETE statement: one index walk, one heap delete per message.
+ * deliver, for txmq.peek): walk the subscription's rows in id order along
+ * the primary key, from where the last walks found nothing to step over
+ * (shmem.c), claim each ready one (shmem.c) and delete it.  This is the
+ * receive hot path, so it reads the index and deletes through the table AM
+ * rather than running a DELETE statement: one index walk, one heap delete
+ * per message.
  *
  * Each call takes a new snapshot (READ COMMITTED) that sees this
  * transaction's earlier deletes.  A row that a consumer which committed

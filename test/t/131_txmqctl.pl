@@ -235,7 +235,8 @@ sub session
 	open(my $fh, '>', $script) or die;
 	print $fh "export PATH='$ENV{PATH}' PGHOST='" . $node->host
 	  . "' PGPORT=" . $node->port . " PGDATABASE=postgres\n$body\n"
-	  . "stty -a | tr ' ;' '\\n\\n' | grep -x -e '-*icanon' -e '-*echo'\nexec sleep 600\n";
+	  . "stty -a | tr ' ;' '\\n\\n' | grep -x -e '-*icanon' -e '-*echo'\n"
+	  . "echo END\nexec sleep 600\n";
 	close $fh;
 	tmux('new-session', '-d', '-s', $name, '-x', '150', '-y', '40', "sh $script");
 }
@@ -265,14 +266,15 @@ sql(q{SELECT txmq.send_batch('t_small', array_fill('1'::jsonb, ARRAY[10]))});
 $screen = screen_until('top', qr/^t_small .*\n(?:.*\n)*^t_big /m,
 	'it refreshes: t_small moves to the top');
 tmux('send-keys', '-t', 'top', 'q');
-$screen = screen_until('top', qr/^top exited 0$/m, 'q quits, exit 0');
+$screen = screen_until('top', qr/^top exited 0\n(?:.*\n)*END$/m, 'q quits, exit 0');
 ok($screen =~ /^icanon$/m && $screen =~ /^echo$/m, 'the terminal is back in cooked mode with echo');
 unlike($screen, qr/TOPIC|t_big/, 'and the screen is restored (the frame was on the alternate screen)');
 
 session('top_term', "sh -c 'echo \$\$ > $tmp/top.pid; exec txmqctl top -i 0.3'\necho \"top exited \$?\"");
 screen_until('top_term', qr/^t_small /m, 'top runs again');
 kill 'TERM', PostgreSQL::Test::Utils::slurp_file("$tmp/top.pid") =~ s/\s+//gr;
-$screen = screen_until('top_term', qr/^top exited 143$/m, 'SIGTERM ends it, as the signal does');
+$screen = screen_until('top_term', qr/^top exited 143\n(?:.*\n)*END$/m,
+	'SIGTERM ends it, as the signal does');
 ok($screen =~ /^icanon$/m && $screen =~ /^echo$/m && $screen !~ /TOPIC/,
 	'and the terminal is restored');
 

@@ -3,7 +3,7 @@
 
 EXTENSION = txmq
 MODULE_big = txmq
-OBJS = src/txmq.o src/shmem.o src/plans.o src/scope.o src/catalog.o \
+OBJS = src/txmq.o src/shmem.o src/attempts.o src/plans.o src/scope.o src/catalog.o \
 	src/msg.o src/held.o src/xact.o src/send.o src/receive.o src/poll.o \
 	src/peek.o src/half.o src/stats.o src/worker.o src/reclaim.o
 DATA = $(wildcard sql/txmq--*.sql)

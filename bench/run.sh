@@ -8,6 +8,7 @@
 #   BENCH_SECONDS=20        length of each timed phase (W1, W2, W5)
 #   BENCH_SOAK_SECONDS=300  length of the W7 soak phase, and of W8's held snapshot
 #   BENCH_SYSTEMS="baseline txmq pgq"   BENCH_WORKLOADS="W1 W2 W3 W4 W5 W6 W7 W8 W9"
+#                           (also W1D: W1 with a dedup key, txmq only)
 #   BENCH_DRAIN_MAX_SECONDS=300  safety bound for each drain
 #   BENCH_KEEP=1            keep the temp dir (cluster, logs) after the run
 #   BENCH_SKIP_INSTALL=1    do not apt-get / make install
@@ -401,6 +402,7 @@ for w in $BENCH_WORKLOADS; do
 		emit "$w" "$s" load_1m "$(cut -d' ' -f1 /proc/loadavg)" load
 		case $w in
 		W1) run_pgbench W1 "$s" 4 1 ;;
+		W1D) if [[ $s == txmq ]]; then run_pgbench W1D "$s" 4 1; fi ;;
 		W2) run_pgbench W2 "$s" 2 100 ;;
 		W3) run_drain W3 "$s" "$W3_N" 2 100 drain ;;
 		W4) run_drain W4 "$s" "$W4_N" 2 1 drain ;;

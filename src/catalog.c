@@ -202,6 +202,7 @@ typedef struct LookupEntry
 	Oid		   *grantees;
 	int			nsubs;			/* a topic's subscriptions; -1: not loaded */
 	int32	   *sub_ids;
+	int64		dedup_ms;		/* a topic's dedup_window; -1: not loaded */
 } LookupEntry;
 
 static MemoryContext lookup_cxt = NULL;
@@ -214,6 +215,14 @@ lookup_cache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == topic_relid)
 		lookup_cache_stale = true;
+}
+
+/* Whether txmq.name exists: tables a database not yet updated lacks. */
+bool
+txmq_relation_exists(const char *name)
+{
+	return OidIsValid(get_relname_relid(name,
+										get_namespace_oid("txmq", false)));
 }
 
 /* The OID of txmq's relation (table, index or sequence) txmq.name. */
@@ -401,6 +410,7 @@ lookup(const char *topic, const char *sub)
 	}
 	e->ngrantees = -1;
 	e->nsubs = -1;
+	e->dedup_ms = -1;
 	return e;
 }
 
@@ -432,6 +442,33 @@ txmq_topic_subscriptions(const TxmqTopic *topic, int32 **sub_ids)
 	*sub_ids = palloc(sizeof(int32) * (e->nsubs + 1));
 	memcpy(*sub_ids, e->sub_ids, sizeof(int32) * e->nsubs);
 	return e->nsubs;
+}
+
+/*
+ * A topic's dedup_window in ms, 0 if it has none; within txmq_scope_enter,
+ * after txmq_lookup_topic.  Read only by sends given a dedup key, which
+ * only a database updated to 0.4 can pass.
+ */
+int64
+txmq_topic_dedup_ms(const TxmqTopic *topic)
+{
+	LookupEntry *e = lookup(topic->name, "");
+
+	if (e == NULL)
+		no_such_topic(topic->name);
+	if (e->dedup_ms < 0)
+	{
+		Datum		arg = Int32GetDatum(topic->topic_id);
+		bool		isnull = true;
+		Datum		window = (Datum) 0;
+
+		if (txmq_exec(PLAN_TOPIC_DEDUP, &arg, NULL, 1) == 1)
+			window = txmq_col(0, 1, &isnull);
+		e->dedup_ms = isnull ? 0 :
+			txmq_interval_ms(DatumGetIntervalP(window), "dedup_window", 0,
+							 MAX_DEDUP_WINDOW_MS);
+	}
+	return e->dedup_ms;
 }
 
 /* Find a topic and check the caller's privilege; within txmq_scope_enter. */
@@ -562,6 +599,31 @@ check_backoff(Interval *base, Interval *max)
 }
 
 /*
+ * The dedup_window argument argno of create_topic / alter_topic in ms, -1
+ * when null or absent (a database not yet updated to 0.4); 0 is none.
+ */
+static int64
+arg_dedup_ms(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno)
+		return -1;
+	return txmq_arg_ms(fcinfo, argno, "dedup_window", 0, MAX_DEDUP_WINDOW_MS,
+					   -1);
+}
+
+/* Set a topic's dedup_window (0: none) */
+static void
+set_dedup(Datum topic_id, FunctionCallInfo fcinfo, int argno, int64 ms)
+{
+	Datum		args[2];
+	bool		nulls[2] = {false, ms == 0};
+
+	args[0] = topic_id;
+	args[1] = ms == 0 ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	txmq_exec(PLAN_TOPIC_SET_DEDUP, args, nulls, 0);
+}
+
+/*
  * The if_not_exists argument of create_topic / create_subscription.  A
  * database not yet updated to 0.3 declares these functions without it.
  */
@@ -620,6 +682,7 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 	TxmqOwnerScope scope;
 	char	   *exhausted;
 	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
+	int64		dedup_ms = Max(arg_dedup_ms(fcinfo, 8), 0);
 
 	txmq_require_arg(fcinfo, 1, "notify", NULL);
 	txmq_require_arg(fcinfo, 3, "check_after", NULL);
@@ -645,7 +708,13 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 
 	txmq_scope_enter(&scope, true);
 	if (txmq_exec(PLAN_INSERT_TOPIC, args, nulls, 0) > 0)
+	{
+		bool		isnull;
+
+		if (dedup_ms > 0)
+			set_dedup(txmq_col(0, 1, &isnull), fcinfo, 8, dedup_ms);
 		catalog_changed();
+	}
 	else if (!if_not_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -685,6 +754,10 @@ txmq_create_topic(PG_FUNCTION_ARGS)
 				note_differs(&diff,
 							 strcmp(TextDatumGetCString(txmq_col(0, 8, &isnull)),
 									exhausted) != 0, "on_checks_exhausted");
+				strlcpy(topic.name, name, sizeof(topic.name));
+				if (PG_NARGS() > 8)
+					note_differs(&diff, txmq_topic_dedup_ms(&topic) != dedup_ms,
+								 "dedup_window");
 			}
 		}
 		exists_skipping("topic", name, &diff, "txmq.alter_topic()");
@@ -782,6 +855,7 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Oid			fn = InvalidOid;
 	bool		had_function;
+	int64		dedup_ms = arg_dedup_ms(fcinfo, 8);
 
 	/* the values given, checked before anything is read */
 	(void) txmq_arg_interval(fcinfo, 3, "check_after", 0, MAX_CHECK_AFTER_MS);
@@ -887,6 +961,8 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 		args[7] = PG_GETARG_DATUM(6);
 
 	txmq_exec(PLAN_ALTER_TOPIC, args, nulls, 0);
+	if (dedup_ms >= 0)
+		set_dedup(args[0], fcinfo, 8, dedup_ms);
 	catalog_changed();
 	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();

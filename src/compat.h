@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/transam.h"
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
 #include "utils/relcache.h"
@@ -60,6 +61,16 @@
 #define txmq_primary_key_index(rel) RelationGetPrimaryKeyIndex((rel), false)
 #else
 #define txmq_primary_key_index(rel) RelationGetPrimaryKeyIndex(rel)
+#endif
+
+/*
+ * The oldest transaction whose status the commit log still has.  17
+ * renamed ShmemVariableCache to TransamVariables.
+ */
+#if PG_VERSION_NUM >= 170000
+#define txmq_oldest_clog_xid() (TransamVariables->oldestClogXid)
+#else
+#define txmq_oldest_clog_xid() (ShmemVariableCache->oldestClogXid)
 #endif
 
 #endif							/* TXMQ_COMPAT_H */

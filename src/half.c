@@ -206,6 +206,8 @@ apply_resolution(int64 msg_id)
 	else if (state == HALF_DEAD_LETTER)
 		dead_letter_half(msg_id, topic_id,
 						 DatumGetInt32(cols[RET_CHECK_COUNT]));
+	else if (state == HALF_ROLLED_BACK)
+		txmq_dedup_release(msg_id);	/* as if never sent: may be sent again */
 	return state;
 }
 
@@ -319,8 +321,10 @@ check_local_xid(FullTransactionId xid)
 }
 
 /*
- * send_half(topic, payload, headers, key, producer_group, local_xid):
- * store a half message, first checked check_after from now.
+ * send_half(topic, payload, headers, key, producer_group, local_xid,
+ * dedup_key): store a half message, first checked check_after from now;
+ * with a dedup key held by a message within its topic's dedup_window,
+ * store nothing and return that message's id (send.c).
  */
 Datum
 txmq_send_half(PG_FUNCTION_ARGS)
@@ -330,9 +334,13 @@ txmq_send_half(PG_FUNCTION_ARGS)
 	bool		nulls[8] = {0};
 	TxmqOwnerScope scope;
 	TxmqTopic	topic;
+	bool		has_dedup_key = PG_NARGS() > 6 && !PG_ARGISNULL(6);
+	int64		holder;
 
 	txmq_check_payload(txmq_arg_payload(fcinfo, 1), "payload", false);
 	txmq_check_headers_key(fcinfo, 2);
+	if (has_dedup_key)
+		txmq_check_dedup_key(PG_GETARG_DATUM(6));
 	/* arguments 2 .. 5 are $4 .. $7 */
 	for (int i = 2; i <= 5; i++)
 		nulls[i + 1] = PG_ARGISNULL(i);
@@ -352,6 +360,15 @@ txmq_send_half(PG_FUNCTION_ARGS)
 	args[4] = nulls[4] ? (Datum) 0 : PG_GETARG_DATUM(3);
 	args[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(5);
 	args[7] = TimestampTzGetDatum(GetCurrentTimestamp());
+	holder = has_dedup_key ?
+		txmq_dedup_claim(&topic, PG_GETARG_DATUM(6), DatumGetInt64(args[0]),
+						 true, DatumGetTimestampTz(args[7])) :
+		DatumGetInt64(args[0]);
+	if (holder != DatumGetInt64(args[0]))
+	{
+		txmq_scope_leave(&scope);
+		PG_RETURN_INT64(holder);
+	}
 	if (txmq_exec(PLAN_HALF_INSERT, args, nulls, 0) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

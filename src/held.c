@@ -48,6 +48,30 @@ txmq_row_desc(void)
 	return desc;
 }
 
+/*
+ * A received row whose last_error says that crashed of its attempts so
+ * far were cut short by a crash of the server (attempts.c): a lease
+ * written from it, or its dead letter, carries that.  In
+ * TopTransactionContext, as received rows are; the old one is freed.
+ */
+HeapTuple
+txmq_row_interrupted(HeapTuple row, int32 crashed, int32 attempts)
+{
+	int			col = TXMQ_ROW_LAST_ERROR;
+	Datum		value;
+	bool		isnull = false;
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	HeapTuple	result;
+
+	value = CStringGetTextDatum(psprintf("interrupted by a server crash: %d of %d delivery attempts",
+										 crashed, attempts));
+	result = heap_modify_tuple_by_cols(row, txmq_row_desc(), 1, &col,
+									   &value, &isnull);
+	MemoryContextSwitchTo(old);
+	heap_freetuple(row);
+	return result;
+}
+
 /* A held message straight to the dead letters, with attempts and error. */
 void
 txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
@@ -93,8 +117,8 @@ array_of(Datum *values, bool *nulls, int n, Oid type)
 
 /*
  * Put held messages back into the queue, in one statement: due at their
- * lease_until, as leases (at commit) or not (nack); error, if given,
- * replaces last_error.
+ * lease_until, as leases with their receipts (at commit) or not (nack);
+ * error, if given, replaces last_error.
  */
 void
 txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
@@ -103,17 +127,17 @@ txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
 	enum
 	{
 		SUB, MSG, VT, ATTEMPT, LEASED, CREATED, PAYLOAD, HEADERS, KEY, GROUP,
-		ERROR_TEXT, NCOLS
+		ERROR_TEXT, RECEIPT, NCOLS
 	};
 	static const Oid types[NCOLS] = {
 		INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
-		JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID
+		JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID
 	};
 	/* where each column comes from in the row, 0 for the entry's own */
 	static const int from_row[NCOLS] = {
 		0, 0, 0, 0, 0, TXMQ_ROW_CREATED_AT, TXMQ_ROW_PAYLOAD,
 		TXMQ_ROW_HEADERS, TXMQ_ROW_KEY, TXMQ_ROW_PRODUCER_GROUP,
-		TXMQ_ROW_LAST_ERROR
+		TXMQ_ROW_LAST_ERROR, 0
 	};
 	Datum	   *cols[NCOLS];
 	bool	   *colnulls[NCOLS];
@@ -131,7 +155,7 @@ txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
 		bool		rownulls[TXMQ_ROW_NATTS];
 
 		heap_deform_tuple(held[i].row, txmq_row_desc(), row, rownulls);
-		for (int c = CREATED; c < NCOLS; c++)
+		for (int c = CREATED; c <= ERROR_TEXT; c++)
 		{
 			cols[c][i] = row[from_row[c] - 1];
 			colnulls[c][i] = rownulls[from_row[c] - 1];
@@ -146,10 +170,14 @@ txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
 			cols[ERROR_TEXT][i] = CStringGetTextDatum(error);
 			colnulls[ERROR_TEXT][i] = false;
 		}
+		/* a receipt names a lease: a nacked row has none */
+		cols[RECEIPT][i] = UUIDPGetDatum(&held[i].receipt);
+		colnulls[RECEIPT][i] = !leased;
 	}
 	for (int c = 0; c < NCOLS; c++)
 		args[c] = array_of(cols[c], colnulls[c], n, types[c]);
 	txmq_scope_enter(&scope, true);
-	txmq_exec(PLAN_RESTORE, args, NULL, 0);
+	txmq_exec(txmq_msg_has_receipts() ? PLAN_RESTORE : PLAN_RESTORE_0_3,
+			  args, NULL, 0);
 	txmq_scope_leave(&scope);
 }

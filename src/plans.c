@@ -41,6 +41,24 @@ typedef struct TxmqPlanDef
 /* Deliveries and dead letters share this column list. */
 #define MSG_COLS "sub_id, msg_id, created_at, payload, headers, key, producer_group"
 
+/* The columns of a row put back into txmq.msg (held.c), one array each */
+#define RESTORE_COLS "sub_id, msg_id, vt, attempt, leased, created_at," \
+	" payload, headers, key, producer_group, last_error"
+#define RESTORE_UNNEST "pg_catalog.unnest($1), pg_catalog.unnest($2)," \
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)"
+#define RESTORE_TYPES INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, \
+	INT4ARRAYOID, BOOLARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, \
+	JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+
+/*
+ * A leased row of sub_id $1, msg_id $2 that no other transaction is
+ * changing, locked; cond narrows it further (a receipt).
+ */
+#define LEASED_ROW(cond) "SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1" \
+	" AND msg_id" EQ "$2 AND leased" cond " FOR UPDATE SKIP LOCKED"
+
 /* What the updates that resolve a half message return (half.c) */
 #define HALF_RET " RETURNING h.state, h.topic_id, t.owner::pg_catalog.oid," \
 	" t.notify, t.name, h.payload, h.headers, h.key, h.producer_group," \
@@ -207,18 +225,20 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		0, {InvalidOid}
 	},
 
-	/* Put received rows back: as leases at commit, or nacked. */
+	/*
+	 * Put received rows back: as leases at commit, with their receipts, or
+	 * nacked.  The _0_3 statement serves a database not yet updated to 0.4,
+	 * whose txmq.msg has no receipt column.
+	 */
 	[PLAN_RESTORE] = {
-		"INSERT INTO txmq.msg (sub_id, msg_id, vt, attempt, leased,"
-		" created_at, payload, headers, key, producer_group, last_error)"
-		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-		" pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-		" pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
-		" pg_catalog.unnest($11))",
-		11, {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
-			BOOLARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
+		"INSERT INTO txmq.msg (" RESTORE_COLS ", receipt)"
+		" SELECT * FROM ROWS FROM (" RESTORE_UNNEST ", pg_catalog.unnest($12))",
+		12, {RESTORE_TYPES, UUIDARRAYOID}
+	},
+	[PLAN_RESTORE_0_3] = {
+		"INSERT INTO txmq.msg (" RESTORE_COLS ")"
+		" SELECT * FROM ROWS FROM (" RESTORE_UNNEST ")",
+		11, {RESTORE_TYPES}
 	},
 
 	/*
@@ -233,10 +253,27 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" RETURNING msg_id",
 		2, {INT4OID, INT8ARRAYOID}
 	},
+	/* the same, each msg_id $2[i] only while its receipt is $3[i] */
+	[PLAN_ACK_RECEIPTS] = {
+		"DELETE FROM txmq.msg WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		" SELECT m.msg_id FROM txmq.msg m"
+		" JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3))"
+		"  AS a(msg_id, receipt)"
+		"  ON m.msg_id" EQ "a.msg_id AND m.receipt" EQ "a.receipt"
+		" WHERE m.sub_id" EQ "$1 AND m.leased FOR UPDATE OF m SKIP LOCKED))"
+		" RETURNING msg_id",
+		3, {INT4OID, INT8ARRAYOID, UUIDARRAYOID}
+	},
 	[PLAN_LOCK] = {
 		"SELECT attempt FROM txmq.msg WHERE sub_id" EQ "$1"
 		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED",
 		2, {INT4OID, INT8OID}
+	},
+	[PLAN_LOCK_RECEIPT] = {
+		"SELECT attempt FROM txmq.msg WHERE sub_id" EQ "$1"
+		" AND msg_id" EQ "$2 AND leased AND receipt" EQ "$3"
+		" FOR UPDATE SKIP LOCKED",
+		3, {INT4OID, INT8OID, UUIDOID}
 	},
 	[PLAN_NACK] = {
 		"UPDATE txmq.msg SET vt = $3, leased = false,"
@@ -246,11 +283,16 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 	[PLAN_EXTEND] = {
 		"UPDATE txmq.msg SET vt = $3"
-		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
-		" SELECT msg_id FROM txmq.msg WHERE sub_id" EQ "$1"
-		" AND msg_id" EQ "$2 AND leased FOR UPDATE SKIP LOCKED))"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY(" LEASED_ROW("") "))"
 		" RETURNING vt",
 		3, {INT4OID, INT8OID, TIMESTAMPTZOID}
+	},
+	[PLAN_EXTEND_RECEIPT] = {
+		"UPDATE txmq.msg SET vt = $3"
+		" WHERE sub_id" EQ "$1 AND msg_id" EQ "ANY (ARRAY("
+		LEASED_ROW(" AND receipt" EQ "$4") "))"
+		" RETURNING vt",
+		4, {INT4OID, INT8OID, TIMESTAMPTZOID, UUIDOID}
 	},
 	[PLAN_DEAD_LETTER] = {
 		"WITH d AS (DELETE FROM txmq.msg"
@@ -291,6 +333,14 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		"  WHERE dropped_at" LT "$1)"
 		" SELECT sub_id FROM txmq.dropped_subscription",
 		1, {TIMESTAMPTZOID}
+	},
+	/* of the messages $1, $2 (sub_id, msg_id), those not in txmq.msg */
+	[PLAN_ATTEMPTS_GONE] = {
+		"SELECT u.s, u.m FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+		" AS u(s, m)"
+		" WHERE NOT EXISTS (SELECT FROM txmq.msg"
+		"  WHERE sub_id" EQ "u.s AND msg_id" EQ "u.m)",
+		2, {INT4ARRAYOID, INT8ARRAYOID}
 	},
 	[PLAN_STATS] = {
 		"SELECT t.topic_id, t.owner::pg_catalog.oid, COALESCE(s.sub_id, 0),"
@@ -486,6 +536,53 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" WHERE $1 IS NULL OR t.topic_id" EQ "$1"
 		" ORDER BY 3, 7, 4 NULLS FIRST, 6, 5",
 		1, {INT4OID}
+	},
+
+	/*
+	 * Idempotent send (send.c).  These run only where the database has
+	 * been updated to 0.4: a dedup_key or dedup_window can be passed only
+	 * to the functions 0.4 declares, and the worker looks for txmq.dedup
+	 * first.
+	 */
+	[PLAN_TOPIC_DEDUP] = {
+		"SELECT dedup_window FROM txmq.topic WHERE topic_id" EQ "$1",
+		1, {INT4OID}
+	},
+	[PLAN_TOPIC_SET_DEDUP] = {
+		"UPDATE txmq.topic SET dedup_window = $2 WHERE topic_id" EQ "$1",
+		2, {INT4OID, INTERVALOID}
+	},
+
+	/*
+	 * Take key $2 of topic $1 for message $3 until $4, unless a message
+	 * within its window (at $6) has it.  The unique index makes a second
+	 * sender wait for the first one's transaction, as for any insert; if
+	 * that aborts, the key is free, and if it commits, the second sender
+	 * finds it taken (no row inserted or updated).  A key whose window has
+	 * passed is taken over, whether or not the worker has deleted it yet.
+	 */
+	[PLAN_DEDUP_CLAIM] = {
+		"INSERT INTO txmq.dedup AS d (topic_id, key, msg_id, expires_at, half)"
+		" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (topic_id, key) DO UPDATE"
+		" SET msg_id = EXCLUDED.msg_id, expires_at = EXCLUDED.expires_at,"
+		" half = EXCLUDED.half WHERE d.expires_at" LE "$6",
+		6, {INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID}
+	},
+	[PLAN_DEDUP_HOLDER] = {
+		"SELECT msg_id FROM txmq.dedup WHERE topic_id" EQ "$1 AND key" EQ "$2",
+		2, {INT4OID, TEXTOID}
+	},
+	/* a half message rolled back frees its key (dedup_half_idx) */
+	[PLAN_DEDUP_RELEASE] = {
+		"DELETE FROM txmq.dedup WHERE msg_id" EQ "$1 AND half",
+		1, {INT8OID}
+	},
+	/* up to $2 keys whose window passed by $1, along dedup_expires_idx */
+	[PLAN_DEDUP_EXPIRED] = {
+		"DELETE FROM txmq.dedup WHERE ctid" EQ "ANY (ARRAY("
+		" SELECT ctid FROM txmq.dedup WHERE expires_at" LE "$1"
+		" ORDER BY expires_at LIMIT $2))",
+		2, {TIMESTAMPTZOID, INT4OID}
 	},
 };
 

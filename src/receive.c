@@ -4,7 +4,7 @@
  *	  receive (with long poll), ack, nack, reject, extend_lease, dead
  *	  letters and redrive.
  *
- * receive claims ready rows (shmem.c) and deletes them in the caller's
+ * receive claims ready rows (attempts.c) and deletes them in the caller's
  * transaction, which holds them in its ledger (xact.c): an ack in the same
  * transaction then writes nothing, and rows still held at commit go back
  * as leases.  A long poll sleeps on the subscription's condition variable,
@@ -17,6 +17,18 @@
  * wait began until it returns (at most the wait, which is bounded).  The
  * procedures of poll.c, which long-poll with the functions at the end of
  * this file, commit before they sleep and so hold none.
+ *
+ * Receipts.  Each delivery gets a receipt, a random UUID: 122 bits from
+ * pg_strong_random, so that no client can guess the receipt of a
+ * delivery it was not given, as it could a counter or the attempt
+ * number.  The ledger keeps it with the held message (xact.c), and a
+ * lease written at commit keeps it in the row (held.c).  ack, nack,
+ * reject and extend_lease given a receipt act only on the delivery it
+ * names: a message received again since (by anyone, in any mode) has a
+ * new receipt, and one nacked or dead-lettered has none, so a consumer
+ * whose lease ran out can no longer settle the delivery that replaced
+ * its own.  Without a receipt they settle whatever the caller holds of
+ * the message, as before 0.4.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,11 +84,11 @@ dead_letter_leased(const TxmqSub *sub, int64 msg_id, int32 attempts,
 	return n;
 }
 
-/* The columns of a txmq.delivery */
+/* The columns of a txmq.delivery; before 0.4 it ends before receipt */
 enum
 {
 	DLV_MSG_ID, DLV_PAYLOAD, DLV_HEADERS, DLV_KEY, DLV_ATTEMPT,
-	DLV_CREATED_AT, DLV_LEASE_EXPIRES_AT, DLV_NATTS
+	DLV_CREATED_AT, DLV_LEASE_EXPIRES_AT, DLV_RECEIPT, DLV_NATTS
 };
 
 /* A walk over txmq.msg, for take_from() */
@@ -183,7 +195,7 @@ txmq_next_attempt(const TxmqSub *sub, int64 msg_id, int32 attempt)
  * those a receive could take now, for txmq.wait; LOOK: copy those it would
  * deliver, for txmq.peek): walk the subscription's rows in id order along
  * the primary key, from where the last walks found nothing to step over
- * (shmem.c), claim each ready one (shmem.c) and delete it.  This is the
+ * (shmem.c), claim each ready one (attempts.c) and delete it.  This is the
  * receive hot path, so it reads the index and deletes through the table AM
  * rather than running a DELETE statement: one index walk, one heap delete
  * per message.
@@ -268,7 +280,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 			continue;
 		}
 		if (!txmq_claim(sub->sub_id, msg_id))
-			continue;			/* another consumer is taking it */
+			continue;			/* another consumer is taking it, or no room */
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
 		row = received_row(ms.slot, TopTransactionContext);
@@ -306,15 +318,28 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 	return n;
 }
 
+/* A new receipt: a version 4 UUID, as gen_random_uuid() makes them. */
+static void
+new_receipt(pg_uuid_t *receipt)
+{
+	if (!pg_strong_random(receipt->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("txmq: could not generate a random receipt")));
+	receipt->data[6] = (receipt->data[6] & 0x0f) | 0x40;
+	receipt->data[8] = (receipt->data[8] & 0x3f) | 0x80;
+}
+
 /* Add the delivery of a received row (cols, nulls) to out. */
 static void
 put_delivery(Tuplestorestate *out, TupleDesc out_desc, const Datum *cols,
-			 const bool *nulls, int32 attempt, TimestampTz lease_until)
+			 const bool *nulls, int32 attempt, const pg_uuid_t *receipt,
+			 TimestampTz lease_until)
 {
 	Datum		values[DLV_NATTS];
 	bool		isnull[DLV_NATTS] = {0};
 
-	Assert(out_desc->natts == DLV_NATTS);
+	Assert(out_desc->natts == DLV_NATTS || out_desc->natts == DLV_RECEIPT);
 	values[DLV_MSG_ID] = cols[TXMQ_ROW_MSG_ID - 1];
 	values[DLV_PAYLOAD] = cols[TXMQ_ROW_PAYLOAD - 1];
 	values[DLV_HEADERS] = cols[TXMQ_ROW_HEADERS - 1];
@@ -324,6 +349,7 @@ put_delivery(Tuplestorestate *out, TupleDesc out_desc, const Datum *cols,
 	values[DLV_ATTEMPT] = Int32GetDatum(attempt);
 	values[DLV_CREATED_AT] = cols[TXMQ_ROW_CREATED_AT - 1];
 	values[DLV_LEASE_EXPIRES_AT] = TimestampTzGetDatum(lease_until);
+	values[DLV_RECEIPT] = UUIDPGetDatum(receipt);
 	tuplestore_putvalues(out, out_desc, values, isnull);
 }
 
@@ -359,16 +385,25 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 			bool		nulls[TXMQ_ROW_NATTS];
 			int64		msg_id;
 			int32		taken;
+			int32		crashed;
 			int32		attempt;
 			bool		deliver;
+			pg_uuid_t	receipt = {{0}};
 
 			heap_deform_tuple(rows[i], txmq_row_desc(), cols, nulls);
 			msg_id = DatumGetInt64(cols[TXMQ_ROW_MSG_ID - 1]);
-			taken = txmq_take_aborted(sub->sub_id, msg_id);
-			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]) + 1 + taken;
+			attempt = DatumGetInt32(cols[TXMQ_ROW_ATTEMPT - 1]);
+			taken = txmq_take_aborted(sub->sub_id, msg_id,
+									  sub->max_deliveries - attempt,
+									  &crashed);
+			attempt += 1 + taken;
 			deliver = attempt <= sub->max_deliveries;
-			txmq_xact_received(sub, msg_id, attempt, taken, deliver, until,
-							   rows[i]);
+			if (crashed > 0)
+				rows[i] = txmq_row_interrupted(rows[i], crashed, attempt - 1);
+			if (deliver)
+				new_receipt(&receipt);
+			txmq_xact_received(sub, msg_id, attempt, taken, deliver,
+							   &receipt, until, rows[i]);
 			if (!deliver)
 			{
 				/* its deliveries ran out: no attempt, whatever happens */
@@ -376,7 +411,7 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 				dead++;
 				continue;
 			}
-			put_delivery(out, out_desc, cols, nulls, attempt, until);
+			put_delivery(out, out_desc, cols, nulls, attempt, &receipt, until);
 			delivered++;
 		}
 		lost = txmq_xact_claims_done();
@@ -433,7 +468,9 @@ txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline, bool have_cv)
 	if (!isnull && DatumGetTimestampTz(due) < until)
 		until = DatumGetTimestampTz(due);
 	SPI_freetuptable(SPI_tuptable);
-	if (!have_cv && after_ms(now, txmq_poll_interval_ms) < until)
+	/* a full attempt table frees room without a wake */
+	if ((!have_cv || txmq_attempts_full()) &&
+		after_ms(now, txmq_poll_interval_ms) < until)
 		until = after_ms(now, txmq_poll_interval_ms);
 	if (until <= now)
 		return 0;
@@ -555,33 +592,56 @@ key_released(const TxmqSub *sub)
 }
 
 /*
- * ack and ack(array): settle those of ids that the caller holds.  Messages
- * received in this transaction are already deleted; leased ones are
- * deleted now.
+ * The receipt argument argno, NULL when absent: null, or a function
+ * declared before 0.4 without it.
+ */
+static const pg_uuid_t *
+arg_receipt(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	return PG_GETARG_UUID_P(argno);
+}
+
+/*
+ * ack and ack(array): settle those of ids that the caller holds (each the
+ * delivery named by the receipt at the same place in receipts, if given).
+ * Messages received in this transaction are already deleted; leased ones
+ * are deleted now.
  */
 static int
-ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
+ack_ids(FunctionCallInfo fcinfo, ArrayType *ids, ArrayType *receipts)
 {
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	Datum	   *id_datums;
+	Datum	   *receipt_datums = NULL;
 	int			nids;
 	int			nleased = 0;
 	int			n = 0;
 
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &id_datums, NULL, &nids);
+	if (receipts)
+		deconstruct_array(receipts, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+						  &receipt_datums, NULL, &nids);
 	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
 	for (int i = 0; i < nids; i++)
 	{
-		if (txmq_xact_ack_held(sub.sub_id, DatumGetInt64(id_datums[i])))
+		if (txmq_xact_ack_held(sub.sub_id, DatumGetInt64(id_datums[i]),
+							   receipts ? DatumGetUUIDP(receipt_datums[i])
+							   : NULL))
 			n++;
 		else
+		{
+			if (receipts)
+				receipt_datums[nleased] = receipt_datums[i];
 			id_datums[nleased++] = id_datums[i];
+		}
 	}
 	if (nleased > 0)
 	{
-		Datum		args[2];
+		Datum		args[3];
 		int			deleted;
 
 		args[0] = Int32GetDatum(sub.sub_id);
@@ -589,7 +649,12 @@ ack_ids(FunctionCallInfo fcinfo, ArrayType *ids)
 												  INT8OID, 8,
 												  FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
-		deleted = txmq_exec(PLAN_ACK, args, NULL, 0);
+		if (receipts)
+			args[2] = PointerGetDatum(construct_array(receipt_datums, nleased,
+													  UUIDOID, UUID_LEN,
+													  false, TYPALIGN_CHAR));
+		deleted = txmq_exec(receipts ? PLAN_ACK_RECEIPTS : PLAN_ACK, args,
+							NULL, 0);
 		for (int i = 0; i < deleted; i++)
 		{
 			bool		isnull;
@@ -615,17 +680,42 @@ check_id_array(ArrayType *ids)
 				 errmsg("txmq: msg_ids must be a one-dimensional array without nulls")));
 }
 
+/* ack(array)'s receipts: NULL, or one for each of ids, in their order. */
+static ArrayType *
+arg_receipts(FunctionCallInfo fcinfo, int argno, ArrayType *ids)
+{
+	ArrayType  *receipts;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	receipts = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(receipts) > 1 || array_contains_nulls(receipts) ||
+		ArrayGetNItems(ARR_NDIM(receipts), ARR_DIMS(receipts)) !=
+		ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: receipts must be a one-dimensional array without nulls, one receipt for each msg_id"),
+				 errhint("Pass the receipt of each message as receive returned it, in the order of msg_ids, or no receipts.")));
+	return receipts;
+}
+
 Datum
 txmq_ack(PG_FUNCTION_ARGS)
 {
+	const pg_uuid_t *receipt = arg_receipt(fcinfo, 3);
 	Datum		id;
+	Datum		r;
 
 	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
 	id = PG_GETARG_DATUM(2);
+	r = UUIDPGetDatum(receipt);
 	PG_RETURN_BOOL(ack_ids(fcinfo,
 						   construct_array(&id, 1, INT8OID, 8,
 										   FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE)) > 0);
+										   TYPALIGN_DOUBLE),
+						   receipt ?
+						   construct_array(&r, 1, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR) : NULL) > 0);
 }
 
 Datum
@@ -636,31 +726,33 @@ txmq_ack_array(PG_FUNCTION_ARGS)
 	txmq_require_arg(fcinfo, 2, "msg_ids", NULL);
 	ids = PG_GETARG_ARRAYTYPE_P(2);
 	check_id_array(ids);
-	PG_RETURN_INT32(ack_ids(fcinfo, ids));
+	PG_RETURN_INT32(ack_ids(fcinfo, ids, arg_receipts(fcinfo, 3, ids)));
 }
 
 /*
- * Find a message the caller holds for nack / reject: received in this
- * transaction (*held is set), or leased (its row now locked; a row that
- * another transaction is changing is not held).  Returns its attempt
- * count, with the attempts of transactions that aborted since its lease
- * was written (the row the caller writes carries them, and
- * txmq_xact_settled_leased takes them over), or -1 if the caller does not
- * hold it.
+ * Find a message the caller holds for nack / reject (the delivery receipt
+ * names, if not NULL): received in this transaction (*held is set), or
+ * leased (its row now locked; a row that another transaction is changing
+ * is not held).  Returns its attempt count, with the attempts of
+ * transactions that aborted since its lease was written (the row the
+ * caller writes carries them, and txmq_xact_settled_leased takes them
+ * over), or -1 if the caller does not hold it.
  */
 static int32
-find_held(const TxmqSub *sub, int64 msg_id, bool *held)
+find_held(const TxmqSub *sub, int64 msg_id, const pg_uuid_t *receipt,
+		  bool *held)
 {
-	Datum		args[2];
+	Datum		args[3];
 	bool		isnull;
 	int32		attempt;
 
-	*held = txmq_xact_holding(sub->sub_id, msg_id, &attempt);
+	*held = txmq_xact_holding(sub->sub_id, msg_id, receipt, &attempt);
 	if (*held)
 		return attempt;
 	args[0] = Int32GetDatum(sub->sub_id);
 	args[1] = Int64GetDatum(msg_id);
-	if (txmq_exec(PLAN_LOCK, args, NULL, 1) == 0)
+	args[2] = UUIDPGetDatum(receipt);
+	if (txmq_exec(receipt ? PLAN_LOCK_RECEIPT : PLAN_LOCK, args, NULL, 1) == 0)
 		return -1;
 	return DatumGetInt32(txmq_col(0, 1, &isnull)) +
 		txmq_aborted_attempts(sub->sub_id, msg_id);
@@ -715,6 +807,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 {
 	int64		delay_ms = txmq_arg_ms(fcinfo, 3, "delay", 0, MAX_DELAY_MS, -1);
 	char	   *error = arg_error(fcinfo, 4);
+	const pg_uuid_t *receipt = arg_receipt(fcinfo, 5);
 	int64		msg_id;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
@@ -724,7 +817,7 @@ txmq_nack(PG_FUNCTION_ARGS)
 	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
 	msg_id = PG_GETARG_INT64(2);
 	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	attempt = find_held(&sub, msg_id, &held);
+	attempt = find_held(&sub, msg_id, receipt, &held);
 	if (attempt >= sub.max_deliveries)
 	{
 		dead_letter_found(&sub, msg_id, held, attempt, error);
@@ -767,6 +860,7 @@ Datum
 txmq_reject(PG_FUNCTION_ARGS)
 {
 	char	   *error = arg_error(fcinfo, 3);
+	const pg_uuid_t *receipt = arg_receipt(fcinfo, 4);
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
 	bool		held;
@@ -774,7 +868,7 @@ txmq_reject(PG_FUNCTION_ARGS)
 
 	txmq_require_arg(fcinfo, 2, "msg_id", NULL);
 	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	attempt = find_held(&sub, PG_GETARG_INT64(2), &held);
+	attempt = find_held(&sub, PG_GETARG_INT64(2), receipt, &held);
 	if (attempt >= 0)
 	{
 		dead_letter_found(&sub, PG_GETARG_INT64(2), held, attempt,
@@ -788,6 +882,7 @@ txmq_reject(PG_FUNCTION_ARGS)
 Datum
 txmq_extend_lease(PG_FUNCTION_ARGS)
 {
+	const pg_uuid_t *receipt = arg_receipt(fcinfo, 4);
 	TimestampTz until;
 	TxmqOwnerScope scope;
 	TxmqSub		sub;
@@ -799,14 +894,17 @@ txmq_extend_lease(PG_FUNCTION_ARGS)
 					 txmq_arg_lease_ms(fcinfo, 3));
 
 	txmq_scope_enter_sub(fcinfo, TXMQ_RECEIVE, true, &scope, &sub);
-	if (!txmq_xact_extend_held(sub.sub_id, PG_GETARG_INT64(2), until))
+	if (!txmq_xact_extend_held(sub.sub_id, PG_GETARG_INT64(2), receipt,
+							   until))
 	{
-		Datum		args[3];
+		Datum		args[4];
 
 		args[0] = Int32GetDatum(sub.sub_id);
 		args[1] = PG_GETARG_DATUM(2);
 		args[2] = TimestampTzGetDatum(until);
-		found = txmq_exec(PLAN_EXTEND, args, NULL, 0) > 0;
+		args[3] = UUIDPGetDatum(receipt);
+		found = txmq_exec(receipt ? PLAN_EXTEND_RECEIPT : PLAN_EXTEND, args,
+						  NULL, 0) > 0;
 		/* a shorter lease falls due sooner: receivers must learn of it */
 		if (found)
 			txmq_xact_wake(sub.topic.topic_id, sub.sub_id, 1,

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  Shared state: per-subscription wakeups and counters, and the delivery
- *	  attempts of transactions that aborted.
+ *	  Shared state: per-subscription wakeups and counters, and the
+ *	  notifications the worker owes.  Claims and delivery attempts are in
+ *	  attempts.c.
  *
  * Slots.  Each (database, topic, subscription) in use gets a slot with a
  * condition variable that long-polling receivers sleep on and committing
@@ -33,29 +34,6 @@
  * rare paths that make rows visible without a wake (COMMIT PREPARED of a
  * send, rows written by hand) are covered by time: at most once a second
  * a receive walks from the beginning.
- *
- * Messages.  A second table, keyed by message, holds two facts that no
- * row can:
- *
- *	- claims: receive deletes the rows it delivers, and until that delete
- *	  commits other consumers still see the rows.  A receiver claims each
- *	  row here before deleting it and skips rows claimed by others, so
- *	  concurrent consumers do not try deletes that must fail.  The delete
- *	  itself (which never waits, see xact.c) decides which consumer gets a
- *	  message.  A claim lasts until its transaction ends.
- *	- aborted attempts: a consumer that receives and acks in one
- *	  transaction writes nothing else, so if it aborts the database keeps
- *	  no trace of the attempt.  The abort callback counts it here.  The
- *	  next transaction that changes the message's row takes the count
- *	  over (the attempt number of its receive, the row of its lease or
- *	  nack carries it), and gives it back if it aborts too (see xact.c).  So the count here is exactly the aborted attempts that no
- *	  row and no open transaction carries.  It does not survive a server
- *	  restart: after one, a poison message gets at most max_deliveries
- *	  further attempts.
- *
- * When the table is full, claims are not recorded (consumers then try
- * deletes that fail) and aborted attempts are not counted; a WARNING says
- * so.
  *
  * Notifications owed by the worker.  A message that becomes receivable
  * when no transaction commits (a delay, backoff or lease running out, a
@@ -118,30 +96,13 @@ typedef struct Slot
 	TimestampTz notifier_at;	/* when it next looks; DT_NOEND: looking */
 } Slot;
 
-typedef struct MsgKey
-{
-	Oid			dboid;
-	int32		sub_id;
-	int64		msg_id;
-} MsgKey;
-
-typedef struct MsgState
-{
-	MsgKey		key;
-	int32		aborted;		/* attempts of transactions that aborted */
-	int			claimer;		/* pid of the claiming backend, or 0 */
-} MsgState;
-
 typedef struct TxmqShared
 {
 	LWLock	   *slots_lock;
-	LWLock	   *msgs_lock;
-	pg_atomic_uint32 nmsgs;		/* lets the common case skip the lock */
 } TxmqShared;
 
 static TxmqShared *shared = NULL;
 static HTAB *slots = NULL;
-static HTAB *msgs = NULL;
 
 static void wake_notifier(TimestampTz due);
 
@@ -151,9 +112,7 @@ txmq_shmem_request(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(TxmqShared)));
 	RequestAddinShmemSpace(hash_estimate_size(txmq_max_subscriptions,
 											  sizeof(Slot)));
-	RequestAddinShmemSpace(hash_estimate_size(txmq_max_tracked_messages,
-											  sizeof(MsgState)));
-	RequestNamedLWLockTranche("txmq", 2);
+	RequestNamedLWLockTranche("txmq", 1);
 }
 
 void
@@ -169,8 +128,6 @@ txmq_shmem_startup(void)
 		LWLockPadded *locks = GetNamedLWLockTranche("txmq");
 
 		shared->slots_lock = &locks[0].lock;
-		shared->msgs_lock = &locks[1].lock;
-		pg_atomic_init_u32(&shared->nmsgs, 0);
 	}
 
 	info.keysize = sizeof(SlotKey);
@@ -178,11 +135,6 @@ txmq_shmem_startup(void)
 	slots = ShmemInitHash("txmq slots", txmq_max_subscriptions,
 						  txmq_max_subscriptions, &info,
 						  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-	info.keysize = sizeof(MsgKey);
-	info.entrysize = sizeof(MsgState);
-	msgs = ShmemInitHash("txmq messages", txmq_max_tracked_messages,
-						 txmq_max_tracked_messages, &info,
-						 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -493,178 +445,4 @@ txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out)
 	for (int i = 0; i < NUM_TXMQ_COUNTERS; i++)
 		out[i] = (int64) pg_atomic_read_u64(&slot->counters[i]);
 	return true;
-}
-
-static MsgKey
-msg_key(int32 sub_id, int64 msg_id)
-{
-	MsgKey		key;
-
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.sub_id = sub_id;
-	key.msg_id = msg_id;
-	return key;
-}
-
-static void
-warn_msgs_full(void)
-{
-	static bool warned = false;
-
-	if (warned)
-		return;
-	warned = true;
-	ereport(WARNING,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("txmq: all %d message slots are in use",
-					txmq_max_tracked_messages),
-			 errdetail("Concurrent consumers may try to take the same messages, and "
-					   "aborted delivery attempts go uncounted."),
-			 errhint("Raise txmq.max_tracked_messages and restart.")));
-}
-
-/* Drop an entry that no longer remembers anything; lock held. */
-static void
-drop_if_empty(MsgState *m)
-{
-	if (m->claimer == 0 && m->aborted == 0)
-	{
-		hash_search(msgs, &m->key, HASH_REMOVE, NULL);
-		pg_atomic_fetch_sub_u32(&shared->nmsgs, 1);
-	}
-}
-
-/*
- * Claim a message for this backend's transaction; false if another
- * backend holds it.  Without room (or shared memory) the claim is not
- * recorded and succeeds: the receiver's delete still decides.
- */
-bool
-txmq_claim(int32 sub_id, int64 msg_id)
-{
-	MsgKey		key;
-	MsgState   *m;
-	bool		found;
-	bool		ok = true;
-
-	if (msgs == NULL)
-		return true;
-	key = msg_key(sub_id, msg_id);
-	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
-	m = hash_search(msgs, &key, HASH_ENTER_NULL, &found);
-	if (m != NULL)
-	{
-		if (!found)
-		{
-			m->aborted = 0;
-			m->claimer = 0;
-			pg_atomic_fetch_add_u32(&shared->nmsgs, 1);
-		}
-		if (m->claimer != 0 && m->claimer != MyProcPid)
-			ok = false;
-		else
-			m->claimer = MyProcPid;
-	}
-	LWLockRelease(shared->msgs_lock);
-	if (m == NULL)
-		warn_msgs_full();
-	return ok;
-}
-
-/* Whether another backend holds a claim on a message (a look, no claim). */
-bool
-txmq_claimed_elsewhere(int32 sub_id, int64 msg_id)
-{
-	MsgKey		key;
-	MsgState   *m;
-	bool		held = false;
-
-	if (msgs == NULL)
-		return false;
-	key = msg_key(sub_id, msg_id);
-	LWLockAcquire(shared->msgs_lock, LW_SHARED);
-	m = hash_search(msgs, &key, HASH_FIND, NULL);
-	if (m != NULL)
-		held = m->claimer != 0 && m->claimer != MyProcPid;
-	LWLockRelease(shared->msgs_lock);
-	return held;
-}
-
-/*
- * Release this backend's claim on a message, and give back n aborted
- * attempts.  Called from abort paths: must not throw.
- */
-void
-txmq_unclaim(int32 sub_id, int64 msg_id, int32 n)
-{
-	MsgKey		key;
-	MsgState   *m;
-	bool		found;
-
-	if (msgs == NULL)
-		return;
-	key = msg_key(sub_id, msg_id);
-	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
-	m = hash_search(msgs, &key, n > 0 ? HASH_ENTER_NULL : HASH_FIND, &found);
-	if (m != NULL)
-	{
-		if (!found)
-		{
-			m->aborted = 0;
-			m->claimer = 0;
-			pg_atomic_fetch_add_u32(&shared->nmsgs, 1);
-		}
-		if (m->claimer == MyProcPid)
-			m->claimer = 0;
-		m->aborted += n;
-		drop_if_empty(m);
-	}
-	LWLockRelease(shared->msgs_lock);
-}
-
-/* The aborted attempts of a message that no row carries yet. */
-int32
-txmq_aborted_attempts(int32 sub_id, int64 msg_id)
-{
-	MsgKey		key;
-	MsgState   *m;
-	int32		n = 0;
-
-	if (msgs == NULL || pg_atomic_read_u32(&shared->nmsgs) == 0)
-		return 0;
-	key = msg_key(sub_id, msg_id);
-	LWLockAcquire(shared->msgs_lock, LW_SHARED);
-	m = hash_search(msgs, &key, HASH_FIND, NULL);
-	if (m != NULL)
-		n = m->aborted;
-	LWLockRelease(shared->msgs_lock);
-	return n;
-}
-
-/*
- * Take over the aborted attempts of a message whose row this backend is
- * changing (it holds the claim or the row lock): the row it writes will
- * carry them, or they go with the message.  Returns them.
- */
-int32
-txmq_take_aborted(int32 sub_id, int64 msg_id)
-{
-	MsgKey		key;
-	MsgState   *m;
-	int32		n = 0;
-
-	if (msgs == NULL || pg_atomic_read_u32(&shared->nmsgs) == 0)
-		return 0;
-	key = msg_key(sub_id, msg_id);
-	LWLockAcquire(shared->msgs_lock, LW_EXCLUSIVE);
-	m = hash_search(msgs, &key, HASH_FIND, NULL);
-	if (m != NULL)
-	{
-		n = m->aborted;
-		m->aborted = 0;
-		drop_if_empty(m);
-	}
-	LWLockRelease(shared->msgs_lock);
-	return n;
 }

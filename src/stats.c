@@ -4,7 +4,8 @@
  *	  The rows of the txmq.stats view: what the tables say (ready, delayed,
  *	  in flight, dead, half messages, the oldest ready message's age) and
  *	  the shared-memory counters since the server started (shmem.c), for
- *	  the topics and subscriptions the caller may see.
+ *	  the topics and subscriptions the caller may see, and how full the
+ *	  server's attempt table is (attempts.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,7 +19,7 @@ PG_FUNCTION_INFO_V1(txmq_stats);
 /* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
-#define STATS_COLS 18
+#define STATS_COLS 20
 
 /*
  * Rows of the txmq.stats view: the topics and subscriptions the caller
@@ -34,6 +35,9 @@ txmq_stats(PG_FUNCTION_ARGS)
 	SPITupleTable *rows;
 	int			nrows;
 	int			n;
+	int64		tracked;
+	int64		skips;
+	bool		tracking = txmq_attempts_usage(&tracked, &skips);
 
 	InitMaterializedSRF(fcinfo, 0);
 	txmq_scope_enter(&scope, false);
@@ -89,6 +93,10 @@ txmq_stats(PG_FUNCTION_ARGS)
 		for (int c = n - 4; c < n; c++)
 			nulls[c] = !topic_known;
 		values[n++] = BoolGetDatum(txmq_worker_running());
+		/* server-wide, the same in every row */
+		nulls[n] = nulls[n + 1] = !tracking;
+		values[n++] = Int64GetDatum(tracked);
+		values[n++] = Int64GetDatum(skips);
 		Assert(n == STATS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);

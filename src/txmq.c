@@ -4,8 +4,8 @@
  *	  Module initialisation and configuration.
  *
  * Loaded through shared_preload_libraries, txmq reserves shared memory for
- * commit-time wakeups, statistics counters and aborted-attempt tracking,
- * and registers the launcher of its per-database background workers.
+ * commit-time wakeups, statistics counters and claims, maps the file that
+ * keeps delivery attempts across crashes (attempts.c), and registers the launcher of its per-database background workers.
  * Loaded on demand instead, everything but those still works: long polls
  * fall back to polling, counters read as NULL and check-back does not run.
  *
@@ -41,6 +41,7 @@ txmq_shmem_request_hook(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	txmq_shmem_request();
+	txmq_attempts_request();
 	txmq_worker_shmem_request();
 }
 
@@ -52,6 +53,7 @@ txmq_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	txmq_shmem_startup();
+	txmq_attempts_startup();
 	txmq_worker_shmem_startup();
 }
 
@@ -113,8 +115,9 @@ define_gucs(void)
 							1024, 16, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("txmq.max_tracked_messages",
-							"Messages that can be claimed by receivers or "
-							"have aborted delivery attempts at one time.",
+							"Messages that can be claimed by receivers, be "
+							"in a delivery attempt or have aborted attempts "
+							"at one time.",
 							NULL, &txmq_max_tracked_messages,
 							65536, 128, 10000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);

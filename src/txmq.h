@@ -13,7 +13,8 @@
  *	   worker.c   the launcher and each database's worker: check-back,
  *	              notifications owed, storage upkeep
  *	   half.c     send_half, commit_half, rollback_half, check-back
- *	   send.c     send, send_batch (and txmq_deliver, for commit_half)
+ *	   send.c     send, send_batch (and txmq_deliver, for commit_half),
+ *	              dedup keys
  *	   peek.c     peek: what a receive would deliver next, untouched
  *	   poll.c     the procedures poll and wait: long polls, no snapshot
  *	   receive.c  receive, ack, nack, reject, extend_lease, dead letters,
@@ -27,8 +28,10 @@
  *	   msg.c      txmq.msg's column layout and a subscription's walk
  *	   catalog.c  topics and subscriptions: argument checks, lookups
  *	              (cached), privileges, NOTIFY channels, administration
- *	   shmem.c    shared state: wake-ups, scan starts, counters, claims
- *	              and aborted attempts, notifications owed
+ *	   shmem.c    shared state: wake-ups, scan starts, counters,
+ *	              notifications owed
+ *	   attempts.c claims, and the delivery attempts no row carries, in a
+ *	              file mapped shared so that they survive crashes
  *   statements and rights
  *	   plans.c    every SQL statement txmq runs, prepared once per backend
  *	   scope.c    the owner scope those statements run in
@@ -55,6 +58,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/uuid.h"
 
 #define TXMQ_NAME_MAXLEN 48
 
@@ -77,6 +81,7 @@
 #define MAX_CHECKS 1000
 #define MAX_KEY_BYTES 1024
 #define MAX_ERROR_BYTES 65536
+#define MAX_DEDUP_WINDOW_MS (7 * MS_PER_DAY)
 
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;
@@ -112,15 +117,20 @@ typedef enum TxmqPlanId
 	PLAN_NOTIFY_DUE,
 	PLAN_NOTIFY_TOPICS,
 	PLAN_RESTORE,
+	PLAN_RESTORE_0_3,
 	PLAN_ACK,
+	PLAN_ACK_RECEIPTS,
 	PLAN_LOCK,
+	PLAN_LOCK_RECEIPT,
 	PLAN_NACK,
 	PLAN_EXTEND,
+	PLAN_EXTEND_RECEIPT,
 	PLAN_DEAD_LETTER,
 	PLAN_DEAD_LETTER_ROW,
 	PLAN_DEAD_LETTERS,
 	PLAN_REDRIVE,
 	PLAN_REAP_DROPPED,
+	PLAN_ATTEMPTS_GONE,
 	PLAN_STATS,
 	PLAN_HALF_INSERT,
 	PLAN_HALF_BY_ID,
@@ -140,6 +150,12 @@ typedef enum TxmqPlanId
 	PLAN_HALF_UNCHECKABLE,
 	PLAN_MAY_CREATE_TOPIC,
 	PLAN_GRANTS_LIST,
+	PLAN_TOPIC_DEDUP,
+	PLAN_TOPIC_SET_DEDUP,
+	PLAN_DEDUP_CLAIM,
+	PLAN_DEDUP_HOLDER,
+	PLAN_DEDUP_RELEASE,
+	PLAN_DEDUP_EXPIRED,
 	NUM_TXMQ_PLANS
 } TxmqPlanId;
 
@@ -215,7 +231,9 @@ extern void txmq_check_payload(Jsonb *payload, const char *what,
 extern int	txmq_topic_subscriptions(const TxmqTopic *topic,
 									 int32 **sub_ids);
 extern void txmq_notify_topic(const TxmqTopic *topic);
+extern int64 txmq_topic_dedup_ms(const TxmqTopic *topic);
 extern Oid	txmq_relid(const char *name);
+extern bool txmq_relation_exists(const char *name);
 
 /* ---- shmem.c ---- */
 typedef enum TxmqCounter
@@ -274,11 +292,25 @@ extern void txmq_notifier_at(Latch *latch, TimestampTz next);
 extern int	txmq_notify_take(TimestampTz now, TxmqNotifyFire *fires, int max,
 							 TimestampTz *next);
 extern bool txmq_read_counters(int32 topic_id, int32 sub_id, int64 *out);
+
+/* ---- attempts.c ---- */
+extern void txmq_attempts_request(void);
+extern void txmq_attempts_startup(void);
 extern bool txmq_claim(int32 sub_id, int64 msg_id);
 extern bool txmq_claimed_elsewhere(int32 sub_id, int64 msg_id);
-extern void txmq_unclaim(int32 sub_id, int64 msg_id, int32 n);
+extern void txmq_unclaim(int32 sub_id, int64 msg_id);
+extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id, int32 room,
+							   int32 *crashed);
 extern int32 txmq_aborted_attempts(int32 sub_id, int64 msg_id);
-extern int32 txmq_take_aborted(int32 sub_id, int64 msg_id);
+extern void txmq_attempts_committed(int32 sub_id, int64 msg_id);
+extern void txmq_attempts_aborted(int32 sub_id, int64 msg_id, int32 n,
+								  bool delivered);
+extern void txmq_attempts_committing(const int32 *sub_ids,
+									 const int64 *msg_ids, int n);
+extern bool txmq_attempts_full(void);
+extern void txmq_attempts_sweep(void);
+extern void txmq_attempts_forget_database(Oid dboid);
+extern bool txmq_attempts_usage(int64 *used, int64 *skips);
 
 /* Columns of a received row (receive.c, held.c), 1-based */
 #define TXMQ_ROW_MSG_ID 1
@@ -297,11 +329,14 @@ typedef struct TxmqHeldRow
 	int32		sub_id;
 	int64		msg_id;
 	int32		attempt;		/* its delivery attempt */
+	pg_uuid_t	receipt;		/* names this delivery (receive.c) */
 	TimestampTz lease_until;	/* when it falls due once put back */
 	HeapTuple	row;			/* the deleted row (TXMQ_ROW_* columns) */
 } TxmqHeldRow;
 
 extern TupleDesc txmq_row_desc(void);
+extern HeapTuple txmq_row_interrupted(HeapTuple row, int32 crashed,
+									  int32 attempts);
 extern void txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
 								  const char *error);
 extern void txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
@@ -313,15 +348,19 @@ extern void txmq_xact_claimed(int32 sub_id, int64 msg_id);
 extern int	txmq_xact_claims_done(void);
 extern void txmq_xact_received(const TxmqSub *sub, int64 msg_id,
 							   int32 attempt, int32 taken, bool delivered,
+							   const pg_uuid_t *receipt,
 							   TimestampTz lease_until, HeapTuple row);
-extern bool txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt);
+extern bool txmq_xact_holding(int32 sub_id, int64 msg_id,
+							  const pg_uuid_t *receipt, int32 *attempt);
 extern bool txmq_xact_holds_key(int32 sub_id, text *key);
-extern bool txmq_xact_ack_held(int32 sub_id, int64 msg_id);
+extern bool txmq_xact_ack_held(int32 sub_id, int64 msg_id,
+							   const pg_uuid_t *receipt);
 extern void txmq_xact_nack_held(int32 sub_id, int64 msg_id, TimestampTz due,
 								const char *error);
 extern void txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id,
 									   int32 attempts, const char *error);
 extern bool txmq_xact_extend_held(int32 sub_id, int64 msg_id,
+								  const pg_uuid_t *receipt,
 								  TimestampTz until);
 extern void txmq_xact_settled_leased(int32 topic_id, int32 sub_id,
 									 int64 msg_id);
@@ -338,20 +377,30 @@ extern int	txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads,
 						 Datum producer_group, const bool *argnulls,
 						 TimestampTz created_at, TimestampTz vt);
 extern void txmq_check_headers_key(FunctionCallInfo fcinfo, int argno);
+extern void txmq_check_dedup_key(Datum key);
+extern int64 txmq_dedup_claim(const TxmqTopic *topic, Datum key,
+							  int64 msg_id, bool half, TimestampTz now);
+extern void txmq_dedup_release(int64 msg_id);
+extern void txmq_dedup_reclaim(TimestampTz now);
 
 /* ---- receive.c, shared with reclaim.c ---- */
 
 /* ---- msg.c: txmq.msg, its columns and the walk over a subscription ---- */
 
-/* txmq.msg's columns, in table order */
+/*
+ * txmq.msg's columns, in table order.  A database not yet updated to 0.4
+ * lacks the last one, receipt, and the library serves it until ALTER
+ * EXTENSION txmq UPDATE adds it.
+ */
 enum
 {
 	MSG_SUB_ID = 1, MSG_MSG_ID, MSG_VT, MSG_ATTEMPT, MSG_LEASED,
 	MSG_CREATED_AT, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_PRODUCER_GROUP,
-	MSG_LAST_ERROR, MSG_NATTS = MSG_LAST_ERROR
+	MSG_LAST_ERROR, MSG_RECEIPT, MSG_NATTS = MSG_RECEIPT
 };
 
 extern void txmq_msg_check_layout(Relation heap);
+extern bool txmq_msg_has_receipts(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);

@@ -26,9 +26,11 @@
  * Workers.  A round (at most txmq.worker_naptime apart, sooner when the
  * next half message falls due) checks the due half messages, each in a
  * transaction of its own so that a bad message or check function cannot
- * hold up the others (half.c does the checking), and deletes resolved half
- * messages older than txmq.half_retention.  Other timed maintenance belongs
- * in worker_round() too.
+ * hold up the others (half.c does the checking), deletes resolved half
+ * messages older than txmq.half_retention and dedup keys whose window
+ * has passed (send.c), and forgets the delivery attempts of messages that
+ * are gone (attempts.c).  Other timed maintenance belongs in
+ * worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
  * sends the NOTIFYs that no committing transaction can: for messages whose
@@ -372,6 +374,8 @@ exit_if_unwanted(void)
 		!OidIsValid(get_extension_oid("txmq", true));
 	if (available && !exit_no_extension)
 		return;
+	if (exit_no_extension)
+		txmq_attempts_forget_database(MyDatabaseId);
 	if (!available)
 		ereport(LOG,
 				(errmsg("txmq worker leaves database \"%s\" for a DROP, ALTER or copy of it",
@@ -481,7 +485,9 @@ worker_round(void)
 	now = GetCurrentTimestamp();
 	n = txmq_half_due(now, WORKER_BATCH, ids, &next_due);
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
+	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
+	txmq_attempts_sweep();
 	refresh_notify_topics();
 	end_xact();
 

@@ -14,14 +14,14 @@
  *	  leases, all of them in one INSERT (lease mode);
  *	- the transaction, or the savepoint that received them, aborts: the
  *	  delete is undone, so the messages are available again at once, and
- *	  the attempt is counted in shared memory (shmem.c).
+ *	  the attempt is counted (attempts.c).
  *
  * So a consumer that receives and acks in one transaction writes exactly
  * one row deletion per message.
  *
  * No consumer ever waits for another one.  Only one transaction at a
  * time changes a message's row, and the others skip the row meanwhile:
- * receivers claim rows in shared memory (shmem.c) and never wait for a
+ * receivers claim rows in shared memory (attempts.c) and never wait for a
  * row's lock (receive.c deletes with wait = false), and an ack, nack,
  * reject or extend_lease of a leased message locks its row with SKIP
  * LOCKED, so a message that someone else is working on is not held by
@@ -34,15 +34,18 @@
  *	- a claimed row that another consumer got first was never changed
  *	  here: released as soon as the receive is done.
  *
- * Aborted attempts (shmem.c) go with the right to change the row.
+ * Aborted attempts (attempts.c) go with the right to change the row.
  * Whoever changes a message's row takes the message's count over: a
  * receive adds it to the attempt number, a nack or dead letter of a
  * leased message writes it into the row, an ack drops it with the
  * message.  If that is undone (the transaction or the savepoint aborts),
  * the count goes back, plus one if the consumer was given the message; a
  * receive that only dead-lettered an exhausted message delivered nothing,
- * so its abort adds none.  So a commit has nothing to count, and each
- * place that changes a message before its transaction ends is safe:
+ * so its abort adds none.  What a transaction took over, and the attempt
+ * it makes, are marked with its xid before the consumer sees the message,
+ * so that a crash, which runs no abort, still counts them (attempts.c).
+ * So a commit has nothing to count, and each place that changes a
+ * message before its transaction ends is safe:
  *
  *	- dead-lettering in a receive, nack, reject: the rows they write carry
  *	  the attempt number the transaction took, and they are undone with it;
@@ -122,7 +125,7 @@ typedef struct Entry
 	bool		delivered;		/* received here and given to the caller */
 	bool		notify;			/* its topic has notify on (if received here) */
 	bool		settled;
-	int32		taken;			/* aborted attempts taken over (shmem.c) */
+	int32		taken;			/* aborted attempts taken over (attempts.c) */
 	const text *key;			/* its key, if received here with one */
 	int			older;			/* the message's previous entry, or -1 (set
 								 * once indexed) */
@@ -364,6 +367,22 @@ find_received(int32 sub_id, int64 msg_id, bool settled)
 	return -1;
 }
 
+/*
+ * The entry of a message held here, as find_received; with a receipt,
+ * only if it names the delivery held (see receive.c).
+ */
+static int
+find_delivery(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt)
+{
+	int			i = find_received(sub_id, msg_id, false);
+
+	if (i >= 0 && receipt != NULL &&
+		memcmp(receipt->data, entries.items[i].held.receipt.data,
+			   UUID_LEN) != 0)
+		return -1;
+	return i;
+}
+
 /* The entry of a message held here, which the caller knows it is. */
 static int
 held_entry(int32 sub_id, int64 msg_id)
@@ -429,7 +448,7 @@ txmq_xact_claims_done(void)
 		if (find_received(claims.items[i].sub_id, claims.items[i].msg_id,
 						  true) < 0)
 		{
-			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
+			txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id);
 			lost++;
 		}
 	claims.n = 0;
@@ -443,14 +462,15 @@ txmq_xact_claims_done(void)
  */
 void
 txmq_xact_received(const TxmqSub *sub, int64 msg_id, int32 attempt,
-				   int32 taken, bool delivered, TimestampTz lease_until,
-				   HeapTuple row)
+				   int32 taken, bool delivered, const pg_uuid_t *receipt,
+				   TimestampTz lease_until, HeapTuple row)
 {
 	Entry	   *e = add_entry(sub->topic.topic_id, sub->sub_id, msg_id);
 	bool		isnull;
 	Datum		key;
 
 	e->held.attempt = attempt;
+	e->held.receipt = *receipt;
 	e->held.lease_until = lease_until;
 	e->held.row = row;
 	e->received_here = true;
@@ -469,13 +489,14 @@ txmq_xact_received(const TxmqSub *sub, int64 msg_id, int32 attempt,
 }
 
 /*
- * Does this transaction hold a message it received?  If so, *attempt (if
- * not NULL) is its delivery attempt.
+ * Does this transaction hold a message it received (the delivery receipt
+ * names, if not NULL)?  If so, *attempt is its delivery attempt.
  */
 bool
-txmq_xact_holding(int32 sub_id, int64 msg_id, int32 *attempt)
+txmq_xact_holding(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt,
+				  int32 *attempt)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0 && attempt)
 		*attempt = entries.items[i].held.attempt;
@@ -508,11 +529,11 @@ txmq_xact_holds_key(int32 sub_id, text *key)
 	return slot != NULL && slot->nheld > 0;
 }
 
-/* Ack a message if this transaction holds it; whether it did. */
+/* Ack a message if this transaction holds it (so); whether it did. */
 bool
-txmq_xact_ack_held(int32 sub_id, int64 msg_id)
+txmq_xact_ack_held(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0)
 		settle(i);
@@ -531,7 +552,7 @@ txmq_xact_settled_leased(int32 topic_id, int32 sub_id, int64 msg_id)
 
 	/* settled as it was made: undone with it */
 	e->settled = true;
-	e->taken = txmq_take_aborted(sub_id, msg_id);
+	e->taken = txmq_take_aborted(sub_id, msg_id, 0, NULL);
 }
 
 /* Nack a held message: back into the queue, due at due. */
@@ -563,9 +584,10 @@ txmq_xact_dead_letter_held(const TxmqSub *sub, int64 msg_id, int32 attempts,
 
 /* Extend the lease of a message if this transaction holds it; whether. */
 bool
-txmq_xact_extend_held(int32 sub_id, int64 msg_id, TimestampTz until)
+txmq_xact_extend_held(int32 sub_id, int64 msg_id, const pg_uuid_t *receipt,
+					  TimestampTz until)
 {
-	int			i = find_received(sub_id, msg_id, false);
+	int			i = find_delivery(sub_id, msg_id, receipt);
 
 	if (i >= 0)
 		entries.items[i].held.lease_until = until;
@@ -681,12 +703,31 @@ write_leases(void)
 	}
 }
 
+/* Pre-commit work is done: the commit record comes next (attempts.c). */
+static void
+mark_committing(void)
+{
+	int32	   *sub_ids;
+	int64	   *msg_ids;
+
+	if (entries.n == 0)
+		return;
+	sub_ids = palloc(sizeof(int32) * entries.n);
+	msg_ids = palloc(sizeof(int64) * entries.n);
+	for (int i = 0; i < entries.n; i++)
+	{
+		sub_ids[i] = entries.items[i].held.sub_id;
+		msg_ids[i] = entries.items[i].held.msg_id;
+	}
+	txmq_attempts_committing(sub_ids, msg_ids, entries.n);
+}
+
 static void
 apply_at_commit(void)
 {
 	for (int i = 0; i < entries.n; i++)
-		txmq_unclaim(entries.items[i].held.sub_id,
-					 entries.items[i].held.msg_id, 0);
+		txmq_attempts_committed(entries.items[i].held.sub_id,
+								entries.items[i].held.msg_id);
 	for (int i = 0; i < tallies.n; i++)
 	{
 		Tally	   *t = &tallies.items[i];
@@ -744,7 +785,8 @@ undo(const Entry *e, Reposts *r)
 	int32		sub_id = e->held.sub_id;
 	int64		msg_id = e->held.msg_id;
 
-	txmq_unclaim(sub_id, msg_id, e->taken + (e->delivered ? 1 : 0));
+	txmq_attempts_aborted(sub_id, msg_id, e->taken + (e->delivered ? 1 : 0),
+						  e->delivered);
 	if (e->received_here)
 		txmq_wake(e->topic_id, sub_id, 1, msg_id);
 
@@ -853,7 +895,7 @@ static void
 release_claims(void)
 {
 	for (int i = 0; i < claims.n; i++)
-		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id, 0);
+		txmq_unclaim(claims.items[i].sub_id, claims.items[i].msg_id);
 	claims.n = 0;
 }
 
@@ -864,6 +906,7 @@ xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			write_leases();
+			mark_committing();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			for (int i = 0; i < entries.n; i++)
@@ -897,7 +940,14 @@ xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_PREPARE:
-			/* only sends get here: rows are prepared, wakeups dropped */
+			/*
+			 * only sends and settles of leased messages get here: rows are
+			 * prepared, wakeups dropped, and the settled rows carry what
+			 * their settles took over (lost if rolled back, as a lease is)
+			 */
+			for (int i = 0; i < entries.n; i++)
+				txmq_attempts_committed(entries.items[i].held.sub_id,
+										entries.items[i].held.msg_id);
 			reset();
 			break;
 		default:

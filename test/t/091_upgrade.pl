@@ -143,6 +143,13 @@ is($node->safe_psql('old', q{
 	'1', 'the lease taken under 0.1 is acked');
 $node->safe_psql('old', q{
 	SELECT txmq.commit_half(msg_id) FROM txmq.half WHERE state = 'half'});
+# 0.4: receipts and dedup keys work in the updated database
+is($node->safe_psql('old', q{
+	SELECT txmq.create_queue('up_d', dedup_window => '1 h');
+	SELECT txmq.send('up_d', '1', dedup_key => 'k') = txmq.send('up_d', '2', dedup_key => 'k');
+	SELECT txmq.ack('up_d', 'up_d', msg_id, receipt) FROM txmq.receive('up_d', 'up_d');
+	SELECT count(*) FROM (SELECT txmq.drop_topic('up_d')) d;
+}), "\nt\nt\n1", 'dedup keys and receipts after the update');
 is($node->safe_psql('old', q{SELECT txmq.redrive('up_t', 'a')}), '1',
 	'redrive after the update');
 is($node->safe_psql('old', q{

@@ -5,7 +5,7 @@ EXTENSION = txmq
 MODULE_big = txmq
 OBJS = src/txmq.o src/shmem.o src/attempts.o src/plans.o src/scope.o src/catalog.o \
 	src/msg.o src/held.o src/xact.o src/send.o src/receive.o src/poll.o \
-	src/half.o src/stats.o src/worker.o src/reclaim.o
+	src/peek.o src/half.o src/stats.o src/worker.o src/reclaim.o
 DATA = $(wildcard sql/txmq--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
 EXTRA_CLEAN = .pg_config
@@ -52,6 +52,19 @@ $(OBJS) $(OBJS:.o=.bc): .pg_config
 .pg_config: FORCE
 	@echo '$(PG_CONFIG)' | cmp -s - $@ || echo '$(PG_CONFIG)' >$@
 .PHONY: FORCE
+# txmqctl, the operator's command (tools/txmqctl, its own PGXS Makefile:
+# PGXS builds one module or one program per Makefile), is built, installed
+# in $(bindir) and cleaned with the extension.
+all: txmqctl
+install: install-txmqctl
+clean: clean-txmqctl
+.PHONY: txmqctl install-txmqctl clean-txmqctl
+txmqctl:
+	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)'
+install-txmqctl: txmqctl
+	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)' install
+clean-txmqctl:
+	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)' clean
 else
 # PGXS or the server headers are not installed yet: install the build
 # dependencies, then go on.

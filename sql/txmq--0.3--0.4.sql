@@ -271,3 +271,18 @@ DROP FUNCTION txmq._stats();
 
 COMMENT ON FUNCTION txmq._stats_rows() IS
 	'Internal: the rows of the view txmq.stats';
+
+/* ---- peek (issue 15) ---- */
+
+/*
+ * What a receive would deliver next, without taking it: the same
+ * privilege as receive ('receive' on the subscription).
+ */
+CREATE FUNCTION txmq.peek(topic text, subscription text,
+						  max_messages int DEFAULT 10)
+RETURNS TABLE (msg_id bigint, payload jsonb, headers jsonb, key text,
+			   attempt int, created_at timestamptz, last_error text)
+AS 'MODULE_PATHNAME', 'txmq_peek' LANGUAGE C VOLATILE ROWS 10;
+
+COMMENT ON FUNCTION txmq.peek(text, text, int) IS
+	'The ready messages a receive would take next, in its order, with the attempt their next delivery would have; claims, leases and changes nothing';

@@ -110,12 +110,12 @@ after_ms(TimestampTz t, int64 ms)
 
 /*
  * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot, in
- * TopTransactionContext: the transaction keeps it while it holds the
- * message (xact.c).  It must outlive the row's delete, which takes TOASTed
- * values with it: those are fetched now.
+ * cxt: TopTransactionContext for a receive, whose transaction keeps it
+ * while it holds the message (xact.c).  It must outlive the row's delete,
+ * which takes TOASTed values with it: those are fetched now.
  */
 static HeapTuple
-received_row(TupleTableSlot *slot)
+received_row(TupleTableSlot *slot, MemoryContext cxt)
 {
 	static const int from[TXMQ_ROW_NATTS] = {
 		MSG_MSG_ID, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_ATTEMPT,
@@ -136,7 +136,7 @@ received_row(TupleTableSlot *slot)
 			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
 															  DatumGetPointer(values[i])));
 	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
+	old = MemoryContextSwitchTo(cxt);
 	row = heap_form_tuple(desc, values, nulls);
 	MemoryContextSwitchTo(old);
 	return row;
@@ -171,14 +171,34 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
 	return busy;
 }
 
+/* What take_ready does with the ready rows it finds */
+typedef enum TakeMode
+{
+	TAKE,						/* claim and delete them (receive) */
+	COUNT,						/* count those not claimed elsewhere (wait) */
+	LOOK						/* copy those a receive would deliver (peek) */
+} TakeMode;
+
 /*
- * Take up to max ready messages of sub into rows[] (with rows NULL, only
- * count those a receive could take now, for txmq.wait): walk the
- * subscription's rows in id order along the primary key, from where the
- * last walks found nothing to step over (shmem.c), claim each ready one
- * (attempts.c) and delete it.  This is the receive hot path, so it
- * reads the index and deletes through the table AM rather than running a
- * DELETE statement: one index walk, one heap delete per message.
+ * The attempt number a delivery of sub's message msg_id, whose row says
+ * attempt, would have now; more than max_deliveries: it would go to the
+ * dead letters instead.
+ */
+int32
+txmq_next_attempt(const TxmqSub *sub, int64 msg_id, int32 attempt)
+{
+	return attempt + 1 + txmq_aborted_attempts(sub->sub_id, msg_id);
+}
+
+/*
+ * Take up to max ready messages of sub into rows[] (mode COUNT: only count
+ * those a receive could take now, for txmq.wait; LOOK: copy those it would
+ * deliver, for txmq.peek): walk the subscription's rows in id order along
+ * the primary key, from where the last walks found nothing to step over
+ * (shmem.c), claim each ready one (attempts.c) and delete it.  This is the
+ * receive hot path, so it reads the index and deletes through the table AM
+ * rather than running a DELETE statement: one index walk, one heap delete
+ * per message.
  *
  * Each call takes a new snapshot (READ COMMITTED) that sees this
  * transaction's earlier deletes.  A row that a consumer which committed
@@ -190,7 +210,8 @@ key_is_busy(MsgScan *ms, int32 sub_id, int64 msg_id, Datum key)
  * earlier would miss rows whose wake already came (see shmem.c).
  */
 static int
-take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
+take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
+		   HeapTuple *rows)
 {
 	MsgScan		ms;
 	IndexScanDesc scan;
@@ -243,17 +264,26 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, HeapTuple *rows)
 		if (sub->ordered && !nulls[MSG_KEY - 1] &&
 			key_is_busy(&ms, sub->sub_id, msg_id, values[MSG_KEY - 1]))
 			continue;
-		if (rows == NULL)
+		if (mode != TAKE)
 		{
-			if (!txmq_claimed_elsewhere(sub->sub_id, msg_id))
-				n++;
+			if (txmq_claimed_elsewhere(sub->sub_id, msg_id))
+				continue;
+			if (mode == LOOK)
+			{
+				if (txmq_next_attempt(sub, msg_id,
+									  DatumGetInt32(values[MSG_ATTEMPT - 1])) >
+					sub->max_deliveries)
+					continue;	/* a receive would dead-letter it */
+				rows[n] = received_row(ms.slot, CurrentMemoryContext);
+			}
+			n++;
 			continue;
 		}
 		if (!txmq_claim(sub->sub_id, msg_id))
 			continue;			/* another consumer is taking it, or no room */
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
-		row = received_row(ms.slot);
+		row = received_row(ms.slot, TopTransactionContext);
 		/* never wait: a row another transaction is changing is skipped */
 		result = table_tuple_delete(ms.heap, &ms.slot->tts_tid, cid,
 									ms.snapshot, InvalidSnapshot, false,
@@ -346,7 +376,7 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz until = after_ms(now, lease_ms);
-		int			n = take_ready(sub, max - delivered, now, rows);
+		int			n = take_ready(sub, max - delivered, now, TAKE, rows);
 
 		dead = 0;
 		for (int i = 0; i < n; i++)
@@ -403,7 +433,18 @@ txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 bool
 txmq_any_ready(const TxmqSub *sub)
 {
-	return take_ready(sub, 1, GetCurrentTimestamp(), NULL) > 0;
+	return take_ready(sub, 1, GetCurrentTimestamp(), COUNT, NULL) > 0;
+}
+
+/*
+ * Copy into rows[] (TXMQ_ROW_* columns, in the current memory context) up
+ * to max messages that a receive of sub would deliver now, in the order
+ * it would take them, without claiming or changing them; for txmq.peek.
+ */
+int
+txmq_look_ready(const TxmqSub *sub, int max, HeapTuple *rows)
+{
+	return take_ready(sub, max, GetCurrentTimestamp(), LOOK, rows);
 }
 
 /*

@@ -15,6 +15,7 @@
  *	   half.c     send_half, commit_half, rollback_half, check-back
  *	   send.c     send, send_batch (and txmq_deliver, for commit_half),
  *	              dedup keys
+ *	   peek.c     peek: what a receive would deliver next, untouched
  *	   poll.c     the procedures poll and wait: long polls, no snapshot
  *	   receive.c  receive, ack, nack, reject, extend_lease, dead letters,
  *	              redrive
@@ -430,7 +431,7 @@ extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);
 
-/* ---- receive.c, for the long polls of poll.c ---- */
+/* ---- receive.c, for the long polls of poll.c and for peek.c ---- */
 extern int	txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno);
 extern int64 txmq_arg_wait_ms(FunctionCallInfo fcinfo, int argno,
 							  const char *name);
@@ -439,6 +440,9 @@ extern int64 txmq_lease_ms(int64 lease_ms, const TxmqSub *sub);
 extern int	txmq_receive_once(const TxmqSub *sub, int max, int64 lease_ms,
 							  Tuplestorestate *out, TupleDesc out_desc);
 extern bool txmq_any_ready(const TxmqSub *sub);
+extern int	txmq_look_ready(const TxmqSub *sub, int max, HeapTuple *rows);
+extern int32 txmq_next_attempt(const TxmqSub *sub, int64 msg_id,
+							   int32 attempt);
 extern long txmq_sleep_ms(const TxmqSub *sub, TimestampTz deadline,
 						  bool have_cv);
 extern void txmq_sleep(ConditionVariable *cv, long ms);

@@ -15,11 +15,12 @@
 #   libipc-run-perl          IPC::Run, needed by PostgreSQL::Test::Cluster
 #   perl                     prove, Test::More
 #   make, gcc                the build
+#   tmux                     a terminal for txmqctl top's TAP test
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
-PACKAGES=(make gcc perl libipc-run-perl
+PACKAGES=(make gcc perl libipc-run-perl tmux
 	"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
 
 missing=()

@@ -62,7 +62,8 @@ cmd_topics(PGconn *conn, const Options *opts)
 				" pg_catalog.date_trunc('second',"
 				"  pg_catalog.max(oldest_ready_age)) AS oldest_ready_age,"
 				" pg_catalog.max(sent) AS sent"
-				" FROM txmq.stats GROUP BY topic ORDER BY topic",
+				" FROM txmq.stats WHERE topic IS NOT NULL"
+				" GROUP BY topic ORDER BY topic",
 				0, NULL);
 }
 

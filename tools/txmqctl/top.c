@@ -105,7 +105,10 @@ find_queue(const Sample *s, const Queue *q)
 	return NULL;
 }
 
-/* Read txmq.stats into s, with the rates since prev (may be NULL). */
+/*
+ * Read txmq.stats into s, with the rates since prev (may be NULL); its
+ * rows of the shared tables (topic null) are not queues.
+ */
 static void
 take_sample(PGconn *conn, Sample *s, const Sample *prev)
 {
@@ -113,7 +116,8 @@ take_sample(PGconn *conn, Sample *s, const Sample *prev)
 							  "SELECT topic, COALESCE(subscription, ''),"
 							  " ready, delayed, in_flight, dead, half_pending,"
 							  " pg_catalog.date_part('epoch', oldest_ready_age),"
-							  " sent, acked, worker_running FROM txmq.stats",
+							  " sent, acked, worker_running FROM txmq.stats"
+							  " WHERE topic IS NOT NULL",
 							  0, NULL);
 	time_t		t = time(NULL);
 

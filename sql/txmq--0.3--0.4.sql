@@ -6,11 +6,12 @@
 
 /*
  * Functions issue 14 gives a new last parameter (here and in the next
- * section) are dropped and created again, which resets their ACLs to what a fresh install has: say which
- * GRANTs (and REVOKEs from PUBLIC) to run again, as 0.3 did for
- * create_topic and friends (README "Upgrade"); re-granting them here would
- * make them the extension's initial privileges, which pg_dump leaves out.
- * added is the type of the new parameter, which names the new function.
+ * section) are dropped and created again, which resets their ACLs to
+ * what a fresh install has: say which GRANTs (and REVOKEs from PUBLIC) to
+ * run again, as 0.3 did for create_topic and friends (README "Upgrade");
+ * re-granting them here would make them the extension's initial
+ * privileges, which pg_dump leaves out.  added is the type of the new
+ * parameter, which names the new function.
  */
 DO $$
 DECLARE

@@ -217,20 +217,25 @@ lookup_cache_callback(Datum arg, Oid relid)
 		lookup_cache_stale = true;
 }
 
+/* The OID of txmq.name, or InvalidOid if there is none. */
+static Oid
+find_relid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid("txmq", false));
+}
+
 /* Whether txmq.name exists: tables a database not yet updated lacks. */
 bool
 txmq_relation_exists(const char *name)
 {
-	return OidIsValid(get_relname_relid(name,
-										get_namespace_oid("txmq", false)));
+	return OidIsValid(find_relid(name));
 }
 
 /* The OID of txmq's relation (table, index or sequence) txmq.name. */
 Oid
 txmq_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name,
-										  get_namespace_oid("txmq", false));
+	Oid			relid = find_relid(name);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,

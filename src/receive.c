@@ -318,14 +318,31 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 	return n;
 }
 
+/*
+ * Bytes of pg_strong_random not yet used for receipts.  One call per
+ * receipt cost more than the rest of receiving it (OpenSSL 3 takes locks
+ * and looks up its parameters on every call), so receipts are cut from a
+ * block drawn RECEIPT_BLOCK bytes at a time: every byte is still strong
+ * random and none is used twice.
+ */
+#define RECEIPT_BLOCK 4096
+static uint8 receipt_bytes[RECEIPT_BLOCK];
+static int	receipt_used = RECEIPT_BLOCK;
+
 /* A new receipt: a version 4 UUID, as gen_random_uuid() makes them. */
 static void
 new_receipt(pg_uuid_t *receipt)
 {
-	if (!pg_strong_random(receipt->data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("txmq: could not generate a random receipt")));
+	if (receipt_used + UUID_LEN > RECEIPT_BLOCK)
+	{
+		if (!pg_strong_random(receipt_bytes, RECEIPT_BLOCK))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("txmq: could not generate a random receipt")));
+		receipt_used = 0;
+	}
+	memcpy(receipt->data, receipt_bytes + receipt_used, UUID_LEN);
+	receipt_used += UUID_LEN;
 	receipt->data[6] = (receipt->data[6] & 0x0f) | 0x40;
 	receipt->data[8] = (receipt->data[8] & 0x3f) | 0x80;
 }

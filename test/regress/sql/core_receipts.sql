@@ -105,6 +105,18 @@ CALL pg_temp.core_rc_poll() \gset
 SELECT leased, receipt = :'got' AS same_receipt FROM pg_temp.core_rc_row(:id);
 SELECT txmq.purge('core_rc');
 
+-- ---- receipts differ: 1,000 deliveries (several of the blocks receipts
+-- are cut from, across two receives and two transactions), none repeated ----
+SELECT count(*) FROM txmq.send_batch('core_rc', array_fill('{}'::jsonb, ARRAY[1000]));
+CREATE TEMP TABLE core_rc_receipts AS
+	SELECT receipt FROM txmq.receive('core_rc', 'core_rc', 600);
+INSERT INTO core_rc_receipts
+	SELECT receipt FROM txmq.receive('core_rc', 'core_rc', 600);
+SELECT count(*) AS deliveries, count(DISTINCT receipt) AS receipts,
+	   bool_and(receipt::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$') AS v4_uuids
+  FROM core_rc_receipts;
+SELECT txmq.purge('core_rc');
+
 -- ---- bad input: an error, nothing changed ----
 SELECT txmq.send('core_rc', '10') AS id \gset
 SELECT receipt AS r FROM txmq.receive('core_rc', 'core_rc') \gset

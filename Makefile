@@ -1,12 +1,17 @@
 # txmq: PGXS build.  `make test`, `make demo` and `make bench` are the
 # user-facing entry points (see README.md); they install what they need.
 
+# This checkout, also when make runs elsewhere (a VPATH build)
+TXMQ_TOP := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+
 EXTENSION = txmq
 MODULE_big = txmq
 OBJS = src/txmq.o src/shmem.o src/attempts.o src/plans.o src/scope.o src/catalog.o \
 	src/msg.o src/held.o src/xact.o src/send.o src/receive.o src/poll.o \
 	src/peek.o src/half.o src/stats.o src/worker.o src/reclaim.o
-DATA = $(wildcard sql/txmq--*.sql)
+# Relative to the source directory, which PGXS prefixes when it installs
+# them: in a VPATH build (pg_buildext) make runs in a build directory.
+DATA = $(patsubst $(TXMQ_TOP)%,%,$(wildcard $(TXMQ_TOP)sql/txmq--*.sql))
 PG_CPPFLAGS = -I$(srcdir)/src
 EXTRA_CLEAN = .pg_config
 
@@ -26,7 +31,6 @@ PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 # The server: PG_CONFIG=/path/to/pg_config, or PG=<major> for
 # /usr/lib/postgresql/<major>/bin/pg_config, or else the newest installed
 # (test/pg.sh, which every script uses to choose the same way).
-TXMQ_TOP := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 ifeq ($(origin PG_CONFIG),undefined)
 PG_CONFIG := $(shell PG='$(PG)' bash $(TXMQ_TOP)test/pg.sh)
 endif
@@ -59,12 +63,23 @@ all: txmqctl
 install: install-txmqctl
 clean: clean-txmqctl
 .PHONY: txmqctl install-txmqctl clean-txmqctl
-txmqctl:
-	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)'
+# Its Makefile is named by path and VPATH set anew (a VPATH given on the
+# command line would reach it): it builds in tools/txmqctl of the build
+# directory, which is this checkout's own unless make runs elsewhere.
+TXMQCTL_MAKE = $(MAKE) -C tools/txmqctl -f $(TXMQ_TOP)tools/txmqctl/Makefile \
+	VPATH=$(TXMQ_TOP)tools/txmqctl PG_CONFIG='$(PG_CONFIG)'
+txmqctl: | builddirs
+	$(TXMQCTL_MAKE)
 install-txmqctl: txmqctl
-	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)' install
-clean-txmqctl:
-	$(MAKE) -C tools/txmqctl PG_CONFIG='$(PG_CONFIG)' clean
+	$(TXMQCTL_MAKE) install
+clean-txmqctl: | builddirs
+	$(TXMQCTL_MAKE) clean
+# A VPATH build starts in an empty directory: the compiler writes no
+# directory of its own.
+.PHONY: builddirs
+builddirs:
+	@mkdir -p src tools/txmqctl
+$(OBJS) $(OBJS:.o=.bc): | builddirs
 else
 # PGXS or the server headers are not installed yet: install the build
 # dependencies, then go on.

@@ -109,6 +109,13 @@ test-all:
 demo:
 	@bash examples/run-demo.sh
 
+# The Debian package postgresql-N-txmq (debian/, pg_buildext) for the
+# server PG=N picks, in build/deb/ (README.md, "Install from a Debian
+# package").
+.PHONY: deb
+deb:
+	@bash tools/build-deb.sh
+
 # Benchmark: txmq vs a SKIP LOCKED table queue vs PgQ on one throwaway
 # cluster; see bench/README.md (BENCH_SECONDS, BENCH_SOAK_SECONDS).
 .PHONY: bench

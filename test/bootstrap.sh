@@ -16,12 +16,19 @@
 #   perl                     prove, Test::More
 #   make, gcc                the build
 #   tmux                     a terminal for txmqctl top's TAP test
+#
+# `test/bootstrap.sh PACKAGE...` installs those instead, the same way
+# (`make deb`'s build dependencies).
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
-PACKAGES=(make gcc perl libipc-run-perl tmux
-	"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
+if [ $# -gt 0 ]; then
+	PACKAGES=("$@")
+else
+	PACKAGES=(make gcc perl libipc-run-perl tmux
+		"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -66,7 +73,10 @@ if ! apt_install; then
 	}
 fi
 
-# Check that what we need is really there now.
+# The packages named on the command line are what was asked for
+[ $# -eq 0 ] || exit 0
+
+# Check that what the build and the suite need is really there now.
 inc=$("$PG_CONFIG" --includedir-server)
 if [ ! -f "$inc/postgres.h" ]; then
 	echo "bootstrap: $inc/postgres.h still missing after install" >&2

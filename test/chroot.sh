@@ -15,7 +15,11 @@
 # its mounts and its installed txmq.
 #
 # Environment: TXMQ_CHROOT_CACHE; TXMQ_CHROOT_MIRROR overrides the mirror;
-# TXMQ_*, DEMO_*, BENCH_* and PG_TEST_* variables are passed into the root.
+# TXMQ_CHROOT_PACKAGES replaces the list of packages the root gets (the
+# package test's clean root, test/deb-check.sh); TXMQ_CHROOT_RESULTS names a
+# directory of the checkout that is copied back from the root's copy when
+# COMMAND ends (`make deb`'s build/deb); TXMQ_*, DEMO_*, BENCH_* and
+# PG_TEST_* variables are passed into the root.
 set -euo pipefail
 
 say() { echo "chroot: $*"; }
@@ -39,8 +43,12 @@ ROOTFS=$CACHE/$SUITE
 
 # What the suite, the demo and the build need in the root (test/bootstrap.sh
 # and examples/run-demo.sh would install them otherwise, on every run).
-PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
-	libpq-dev libipc-run-perl perl gcc make util-linux procps tmux)
+if [ -n "${TXMQ_CHROOT_PACKAGES:-}" ]; then
+	read -ra PACKAGES <<<"$TXMQ_CHROOT_PACKAGES"
+else
+	PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
+		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux)
+fi
 
 # The mirror of the host's Debian archive: the URI of the apt source that
 # serves the host's own release.
@@ -179,4 +187,9 @@ CHILD=$!
 rc=0
 wait "$CHILD" || rc=$?
 CHILD=
+RESULTS=${TXMQ_CHROOT_RESULTS:-}
+if [ -n "$RESULTS" ] && [ -d "$COPY/$RESULTS" ]; then
+	mkdir -p "$SRC/$RESULTS"
+	cp -a "$COPY/$RESULTS/." "$SRC/$RESULTS/"
+fi
 exit "$rc"

@@ -10,12 +10,14 @@
 #       regress    pg_regress over test/regress/sql/*.sql
 #       isolation  pg_isolation_regress over test/isolation/specs/*.spec
 #       tap        prove, one run per test/t/*.pl
+#     and, as root, the demo (examples/run-demo.sh) and the Debian package
+#     in a clean root (deb: tools/build-deb.sh, test/deb-check.sh);
 #  4. prints the failures' diffs and logs (bounded), stops every cluster it
 #     started (also on failure, timeout or interrupt), and ends with exactly
 #     one line `N passed, N failed`.  Exit status 0 only if nothing failed.
 #
 # Environment:
-#   TXMQ_TEST_SUITES   suites to run (default "regress isolation tap demo")
+#   TXMQ_TEST_SUITES   suites to run (default "regress isolation tap demo deb")
 #   TXMQ_TEST_FILTER   extended regex; only tests whose name matches run
 #   TXMQ_TEST_TIMEOUT  seconds allowed per suite / per TAP file (default 900)
 #   TXMQ_TEST_KEEP=1   keep the work directory even when everything passed
@@ -43,7 +45,7 @@ if ! pg_native; then
 fi
 echo "run: PostgreSQL $PG ($PG_CONFIG)"
 
-SUITES=${TXMQ_TEST_SUITES:-regress isolation tap demo}
+SUITES=${TXMQ_TEST_SUITES:-regress isolation tap demo deb}
 FILTER=${TXMQ_TEST_FILTER:-}
 TIMEOUT=${TXMQ_TEST_TIMEOUT:-900}
 DIFF_LIMIT=20000        # bytes of regression.diffs shown per suite
@@ -345,6 +347,33 @@ run_demo_suite() {
 	show_tail "$log" "$LOG_LIMIT"
 }
 
+# The Debian package: `make deb` in the copy, then test/deb-check.sh in a
+# root filesystem of its own with postgresql-$PG and no txmq (test/chroot.sh,
+# cached beside the chroot roots), which installs the package, starts a
+# cluster with it preloaded and runs a message through it and txmqctl.
+# As root, like the demo.
+run_deb_suite() {
+	local log=$WORK/out/deb.log
+	local clean=${TXMQ_CHROOT_CACHE:-/var/cache/txmq-test/roots}/clean
+	if [ -n "$FILTER" ] && ! [[ deb =~ $FILTER ]]; then
+		return 0
+	fi
+	echo "== deb: postgresql-$PG-txmq in a clean root ($clean)"
+	mkdir -p "$WORK/out"
+	if timeout "$TIMEOUT" bash tools/build-deb.sh >"$log" 2>&1 </dev/null &&
+		TXMQ_CHROOT_CACHE=$clean TXMQ_CHROOT_PACKAGES=postgresql-$PG \
+			timeout "$TIMEOUT" bash test/chroot.sh "$PG" \
+			bash test/deb-check.sh >>"$log" 2>&1 </dev/null; then
+		printf 'deb %-36s ... ok\n' "postgresql-$PG-txmq"
+		PASSED=$((PASSED + 1))
+		return 0
+	fi
+	printf 'deb %-36s ... FAILED\n' "postgresql-$PG-txmq"
+	FAILED=$((FAILED + 1))
+	FAILED_NAMES+=("deb/postgresql-$PG-txmq")
+	show_tail "$log" "$LOG_LIMIT"
+}
+
 # Everything from here runs in the copy (prove is given relative paths).
 cd "$SRC"
 for suite in $SUITES; do
@@ -359,8 +388,10 @@ for suite in $SUITES; do
 		run_tap_suite ;;
 	demo)
 		run_demo_suite ;;
+	deb)
+		run_deb_suite ;;
 	*)
-		echo "run: unknown suite '$suite' (known: regress isolation tap demo)"
+		echo "run: unknown suite '$suite' (known: regress isolation tap demo deb)"
 		FAILED=$((FAILED + 1))
 		FAILED_NAMES+=("$suite") ;;
 	esac

@@ -66,14 +66,14 @@ clean: clean-txmqctl
 # Its Makefile is named by path and VPATH set anew (a VPATH given on the
 # command line would reach it): it builds in tools/txmqctl of the build
 # directory, which is this checkout's own unless make runs elsewhere.
-TXMQCTL_MAKE = $(MAKE) -C tools/txmqctl -f $(TXMQ_TOP)tools/txmqctl/Makefile \
+TXMQCTL_ARGS = -C tools/txmqctl -f $(TXMQ_TOP)tools/txmqctl/Makefile \
 	VPATH=$(TXMQ_TOP)tools/txmqctl PG_CONFIG='$(PG_CONFIG)'
 txmqctl: | builddirs
-	$(TXMQCTL_MAKE)
+	$(MAKE) $(TXMQCTL_ARGS)
 install-txmqctl: txmqctl
-	$(TXMQCTL_MAKE) install
+	$(MAKE) $(TXMQCTL_ARGS) install
 clean-txmqctl: | builddirs
-	$(TXMQCTL_MAKE) clean
+	$(MAKE) $(TXMQCTL_ARGS) clean
 # A VPATH build starts in an empty directory: the compiler writes no
 # directory of its own.
 .PHONY: builddirs

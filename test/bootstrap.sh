@@ -73,7 +73,7 @@ if ! apt_install; then
 	}
 fi
 
-# The packages named on the command line are what was asked for
+# Of packages named on the command line, apt-get's success is the check
 [ $# -eq 0 ] || exit 0
 
 # Check that what the build and the suite need is really there now.

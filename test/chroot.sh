@@ -53,8 +53,19 @@ fi
 # The mirror of the host's Debian archive: the URI of the apt source that
 # serves the host's own release.
 host_mirror() {
-	local codename files
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	mirror_of "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+	# unstable's os-release names the next release, as testing's does (the
+	# package test's clean root is made from within a sid root); only its
+	# sources say sid
+	case $(cat /etc/debian_version 2>/dev/null) in
+	*/sid) mirror_of sid ;;
+	esac
+	return 0
+}
+
+# mirror_of SUITE: the URI of the first apt source of SUITE, if any
+mirror_of() {
+	local codename=$1 files
 	files=$(find /etc/apt/sources.list.d -name '*.sources' 2>/dev/null | sort)
 	# deb822 stanzas (blank-line separated): URIs of one whose Suites
 	# include the codename

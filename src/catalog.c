@@ -932,6 +932,15 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 	}
 	args[1] = ObjectIdGetDatum(owner);
 
+	/*
+	 * Notify turned on: tell listeners at commit, as a send would, of what
+	 * is receivable already (nobody was told while it was off).
+	 */
+	if (!PG_ARGISNULL(1) && PG_GETARG_BOOL(1) && !DatumGetBool(args[2]))
+	{
+		topic.notify = true;
+		txmq_notify_topic(&topic);
+	}
 	if (!PG_ARGISNULL(1))
 		args[2] = PG_GETARG_DATUM(1);
 	if (!PG_ARGISNULL(2))

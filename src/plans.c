@@ -220,8 +220,9 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" WHERE t.notify",
 		4, {INT4ARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
 	},
-	[PLAN_NOTIFY_TOPICS] = {
-		"SELECT topic_id FROM txmq.topic WHERE notify ORDER BY topic_id",
+	/* every topic, for the worker's notifications (refresh_known_topics) */
+	[PLAN_TOPICS] = {
+		"SELECT topic_id, notify, created_at FROM txmq.topic ORDER BY topic_id",
 		0, {InvalidOid}
 	},
 

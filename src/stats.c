@@ -20,9 +20,12 @@ PG_FUNCTION_INFO_V1(txmq_stats);
 /* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
-#define STATS_COLS 23
-/* the last columns: the rows of the shared tables */
+#define STATS_COLS 24
+/* the rows of the shared tables: the 4 columns after counters_since */
+#define STATS_USAGE_FIRST 19
 #define STATS_USAGE_COLS 4
+/* the last, expired: not in the 0.4 definition */
+#define STATS_EXPIRED 23
 
 /* One row: how full the shared table sized by setting is. */
 static void
@@ -31,7 +34,7 @@ put_usage_row(ReturnSetInfo *rsinfo, const char *setting,
 {
 	Datum		values[STATS_COLS] = {0};
 	bool		nulls[STATS_COLS];
-	int			n = STATS_COLS - STATS_USAGE_COLS;
+	int			n = STATS_USAGE_FIRST;
 
 	memset(nulls, true, sizeof(nulls));
 	memset(&nulls[n], false, sizeof(bool) * STATS_USAGE_COLS);
@@ -136,12 +139,14 @@ txmq_stats(PG_FUNCTION_ARGS)
 		values[n++] = TimestampTzGetDatum(Max(topic_since, sub_since));
 		for (; n < STATS_COLS; n++)
 			nulls[n] = true;
+		values[STATS_EXPIRED] = Int64GetDatum(sc[CNT_EXPIRED]);
+		nulls[STATS_EXPIRED] = !sub_known;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}
 	txmq_scope_leave(&scope);
 	/* not for the 0.3 definition, until ALTER EXTENSION txmq UPDATE */
-	if (rsinfo->setDesc->natts == STATS_COLS)
+	if (rsinfo->setDesc->natts > STATS_USAGE_FIRST)
 		put_usage_rows(rsinfo);
 	return (Datum) 0;
 }

@@ -39,8 +39,9 @@
  * transaction of its own so that a bad message or check function cannot
  * hold up the others (half.c does the checking), deletes resolved half
  * messages older than txmq.half_retention and dedup keys whose window
- * has passed (send.c), and forgets the delivery attempts of messages that
- * are gone (attempts.c).  Other timed maintenance belongs in
+ * has passed (send.c), expires messages past their subscription's
+ * retention (reclaim.c), and forgets the delivery attempts of messages
+ * that are gone (attempts.c).  Other timed maintenance belongs in
  * worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
@@ -534,6 +535,7 @@ worker_round(void)
 	int64		ids[WORKER_BATCH];
 	TimestampTz now;
 	TimestampTz next_due;
+	bool		more_expired;
 	int			n;
 
 	begin_xact("txmq: looking for due half messages");
@@ -543,6 +545,7 @@ worker_round(void)
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
 	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
+	more_expired = txmq_expire(now);
 	txmq_attempts_sweep();
 	refresh_known_topics();
 	end_xact();
@@ -555,7 +558,7 @@ worker_round(void)
 	}
 	txmq_reclaim_storage();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (n == WORKER_BATCH)
+	if (n == WORKER_BATCH || more_expired)
 		return 0;
 	now = GetCurrentTimestamp();
 	if (next_due <= now)

@@ -633,11 +633,12 @@ set_expiry(FunctionCallInfo fcinfo, int retention_arg, int32 sub_id,
 		   const ExpiryArgs *ex)
 {
 	Datum		args[4];
-	bool		nulls[4] = {false, false, ex->retention_ms <= 0,
-	ex->on_expiry == NULL};
+	bool		nulls[4] = {false, false, false, false};
 
 	if (!ex->given || (ex->retention_ms < 0 && ex->on_expiry == NULL))
 		return;
+	nulls[2] = ex->retention_ms <= 0;
+	nulls[3] = ex->on_expiry == NULL;
 	args[0] = Int32GetDatum(sub_id);
 	args[1] = BoolGetDatum(ex->retention_ms >= 0);
 	args[2] = ex->retention_ms > 0 ? PG_GETARG_DATUM(retention_arg) : (Datum) 0;
@@ -882,8 +883,11 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		set_expiry(fcinfo, 8, DatumGetInt32(txmq_col(0, 1, &isnull)),
-				   &expiry);
+		/* the defaults are the columns' own */
+		if (expiry.given && (expiry.retention_ms > 0 ||
+							 strcmp(expiry.on_expiry, "dead_letter") != 0))
+			set_expiry(fcinfo, 8, DatumGetInt32(txmq_col(0, 1, &isnull)),
+					   &expiry);
 		catalog_changed();
 	}
 	else if (!if_not_exists)

@@ -19,7 +19,6 @@ use TxmqTest;
 my $queries = File::Spec->catfile(dirname(__FILE__), '..', '..',
 	'tools', 'prometheus', 'txmq-queries.yaml');
 my $node = TxmqTest::node('main');
-my $tmp  = PostgreSQL::Test::Utils::tempdir;
 
 sub sql { return $node->safe_psql('postgres', shift) }
 
@@ -69,10 +68,11 @@ END { $exporter->kill_kill if $exporter }
 # No proxy from the environment: the exporter is on the loopback.
 my $http = HTTP::Tiny->new(timeout => 30, proxy => undef, http_proxy => undef);
 
+my $server = $node->host . ':' . $node->port;
+
 # The samples of the txmq metrics: "name{label="value",...}" (the labels in
 # the exporter's order, which is by name; without its label "server") =>
 # value.
-my $server = $node->host . ':' . $node->port;
 sub scrape
 {
 	my $until = time + $PostgreSQL::Test::Utils::timeout_default;
@@ -81,6 +81,7 @@ sub scrape
 	{
 		$res = $http->get("http://127.0.0.1:$port/metrics");
 		last if $res->{success};
+		$exporter->pump_nb if $exporter->pumpable;
 		die "no /metrics: $res->{status} $res->{content}\nexporter: $xerr"
 		  if time > $until || !$exporter->pumpable;
 		sleep 0.1;

@@ -16,11 +16,13 @@
 #   perl                     prove, Test::More
 #   make, gcc                the build
 #   tmux                     a terminal for txmqctl top's TAP test
+#   prometheus-postgres-exporter  the exporter that the Prometheus queries
+#                            file's TAP test runs
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
-PACKAGES=(make gcc perl libipc-run-perl tmux
+PACKAGES=(make gcc perl libipc-run-perl tmux prometheus-postgres-exporter
 	"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
 
 missing=()

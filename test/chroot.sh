@@ -40,7 +40,8 @@ ROOTFS=$CACHE/$SUITE
 # What the suite, the demo and the build need in the root (test/bootstrap.sh
 # and examples/run-demo.sh would install them otherwise, on every run).
 PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
-	libpq-dev libipc-run-perl perl gcc make util-linux procps tmux)
+	libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
+	prometheus-postgres-exporter)
 
 # The mirror of the host's Debian archive: the URI of the apt source that
 # serves the host's own release.

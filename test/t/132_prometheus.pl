@@ -146,7 +146,8 @@ $m = scrape();
 expect($m, \@q,
 	ready => 3, delayed => 1, in_flight => 1, dead => 1, half_pending => 0,
 	sent_total => 7, delivered_total => 3, acked_total => 1,
-	nacked_total => 0, dead_lettered_total => 1, checks_total => 0,
+	nacked_total => 0, dead_lettered_total => 1, expired_total => 0,
+	checks_total => 0,
 	checks_commit_total => 0, checks_rollback_total => 0,
 	checks_unknown_total => 0, worker_running => 1);
 expect($m, \@h,
@@ -155,7 +156,7 @@ expect($m, \@h,
 	worker_running => 1);
 my %sample = map { $_ => 1 } keys %$m;
 delete @sample{ grep { /^txmq_shared_table_/ } keys %sample };
-is(scalar(keys %sample), 2 * 17, 'two rows of 17 metrics, nothing else');
+is(scalar(keys %sample), 2 * 18, 'two rows of 18 metrics, nothing else');
 
 my $age = $m->{ series('txmq_oldest_ready_age_seconds', @q) };
 my $sql_age = sql(q{SELECT extract(epoch FROM oldest_ready_age)

@@ -12,7 +12,10 @@
 #include "txmq.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(txmq_stats);
@@ -65,8 +68,10 @@ put_usage_rows(ReturnSetInfo *rsinfo)
 
 /*
  * Rows of the txmq.stats view: the topics and subscriptions the caller
- * may see (owns, or holds a grant on), with the shared-memory counters
- * (NULL without shared_preload_libraries).
+ * may see (owns, or holds a grant on; every one for members of
+ * pg_read_all_stats, as PostgreSQL's statistics views show them
+ * everything: a monitoring role needs no grant that could send), with the
+ * shared-memory counters (NULL without shared_preload_libraries).
  */
 Datum
 txmq_stats(PG_FUNCTION_ARGS)
@@ -75,6 +80,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
 	TxmqOwnerScope scope;
 	SPITupleTable *rows;
+	bool		sees_all = has_privs_of_role(GetUserId(),
+											 ROLE_PG_READ_ALL_STATS);
 	int			nrows;
 	int			n;
 
@@ -101,7 +108,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 		topic.topic_id = DatumGetInt32(cols[0]);
 		topic.owner = DatumGetObjectId(cols[1]);
 		sub_id = DatumGetInt32(cols[2]);
-		if (!txmq_has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
+		if (!sees_all &&
+			!txmq_has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
 			!txmq_has_privilege(&topic, 0, TXMQ_SEND))
 			continue;
 

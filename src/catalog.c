@@ -593,6 +593,59 @@ check_exhausted(const char *exhausted)
 						exhausted)));
 }
 
+/*
+ * The expiry options of create_subscription / alter_subscription at
+ * retention_arg and the argument after it, checked before anything is
+ * read.  A database not yet updated to 0.5 declares neither.
+ */
+typedef struct ExpiryArgs
+{
+	bool		given;			/* the function has the arguments */
+	int64		retention_ms;	/* 0: none; -1: NULL (unchanged) */
+	char	   *on_expiry;		/* NULL: unchanged */
+} ExpiryArgs;
+
+static void
+arg_expiry(FunctionCallInfo fcinfo, int retention_arg, ExpiryArgs *ex)
+{
+	ex->given = PG_NARGS() > retention_arg + 1;
+	ex->retention_ms = -1;
+	ex->on_expiry = NULL;
+	if (!ex->given)
+		return;
+	ex->retention_ms = txmq_arg_ms(fcinfo, retention_arg, "retention", 0,
+								   MAX_RETENTION_MS, -1);
+	if (PG_ARGISNULL(retention_arg + 1))
+		return;
+	ex->on_expiry = text_to_cstring(PG_GETARG_TEXT_PP(retention_arg + 1));
+	if (strcmp(ex->on_expiry, "dead_letter") != 0 &&
+		strcmp(ex->on_expiry, "drop") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("txmq: on_expiry must be 'dead_letter' or 'drop', not \"%s\"",
+						ex->on_expiry),
+				 errhint("Expired messages go to the dead letters ('dead_letter', the default) or are deleted ('drop').")));
+}
+
+/* Set the expiry options given to sub_id (retention NULL: unchanged). */
+static void
+set_expiry(FunctionCallInfo fcinfo, int retention_arg, int32 sub_id,
+		   const ExpiryArgs *ex)
+{
+	Datum		args[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (!ex->given || (ex->retention_ms < 0 && ex->on_expiry == NULL))
+		return;
+	nulls[2] = ex->retention_ms <= 0;
+	nulls[3] = ex->on_expiry == NULL;
+	args[0] = Int32GetDatum(sub_id);
+	args[1] = BoolGetDatum(ex->retention_ms >= 0);
+	args[2] = ex->retention_ms > 0 ? PG_GETARG_DATUM(retention_arg) : (Datum) 0;
+	args[3] = ex->on_expiry ? CStringGetTextDatum(ex->on_expiry) : (Datum) 0;
+	txmq_exec(PLAN_SUB_SET_EXPIRY, args, nulls, 0);
+}
+
 static void
 check_backoff(Interval *base, Interval *max)
 {
@@ -652,6 +705,24 @@ note_differs(StringInfo diff, bool differs, const char *option)
 {
 	if (differs)
 		appendStringInfo(diff, "%s%s", diff->len ? ", " : "", option);
+}
+
+/* Note which of the expiry options asked for sub_id has otherwise. */
+static void
+note_expiry_differs(StringInfo diff, Datum sub_id, const ExpiryArgs *ex)
+{
+	bool		isnull;
+	Datum		retention;
+	int64		ms = 0;
+
+	txmq_exec(PLAN_SUB_EXPIRY, &sub_id, NULL, 1);
+	retention = txmq_col(0, 1, &isnull);
+	if (!isnull)
+		ms = txmq_interval_ms(DatumGetIntervalP(retention), "retention", 0,
+							  MAX_RETENTION_MS);
+	note_differs(diff, ms != Max(ex->retention_ms, 0), "retention");
+	note_differs(diff, strcmp(TextDatumGetCString(txmq_col(0, 2, &isnull)),
+							  ex->on_expiry) != 0, "on_expiry");
 }
 
 /*
@@ -782,7 +853,11 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 			   *max;
 	TxmqOwnerScope scope;
 	bool		if_not_exists = arg_if_not_exists(fcinfo, 7);
+	ExpiryArgs	expiry;
 
+	arg_expiry(fcinfo, 8, &expiry);
+	if (expiry.given)
+		txmq_require_arg(fcinfo, 9, "on_expiry", NULL);
 	args[2] = Int32GetDatum(arg_int_in(fcinfo, 2, "max_deliveries", 1,
 									   MAX_DELIVERIES));
 	txmq_require_arg(fcinfo, 3, "lease", NULL);
@@ -805,7 +880,16 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 	args[0] = Int32GetDatum(topic.topic_id);
 	args[1] = CStringGetTextDatum(sub_name);
 	if (txmq_exec(PLAN_INSERT_SUB, args, NULL, 0) > 0)
+	{
+		bool		isnull;
+
+		/* the defaults are the columns' own */
+		if (expiry.given && (expiry.retention_ms > 0 ||
+							 strcmp(expiry.on_expiry, "dead_letter") != 0))
+			set_expiry(fcinfo, 8, DatumGetInt32(txmq_col(0, 1, &isnull)),
+					   &expiry);
 		catalog_changed();
+	}
 	else if (!if_not_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -830,6 +914,8 @@ txmq_create_subscription(PG_FUNCTION_ARGS)
 												 args[5]), "backoff_max");
 			note_differs(&diff, DatumGetBool(txmq_col(0, 6, &isnull)) !=
 						 DatumGetBool(args[6]), "ordered");
+			if (expiry.given)
+				note_expiry_differs(&diff, txmq_col(0, 1, &isnull), &expiry);
 		}
 		exists_skipping("subscription", sub_name, &diff,
 						"txmq.alter_subscription()");
@@ -932,6 +1018,15 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 	}
 	args[1] = ObjectIdGetDatum(owner);
 
+	/*
+	 * Notify turned on: tell listeners at commit, as a send would, of what
+	 * is receivable already (nobody was told while it was off).
+	 */
+	if (!PG_ARGISNULL(1) && PG_GETARG_BOOL(1) && !DatumGetBool(args[2]))
+	{
+		topic.notify = true;
+		txmq_notify_topic(&topic);
+	}
 	if (!PG_ARGISNULL(1))
 		args[2] = PG_GETARG_DATUM(1);
 	if (!PG_ARGISNULL(2))
@@ -975,7 +1070,8 @@ txmq_alter_topic(PG_FUNCTION_ARGS)
 
 /*
  * alter_subscription(topic, subscription, max_deliveries, lease,
- * backoff_base, backoff_max, ordered): like alter_topic.
+ * backoff_base, backoff_max, ordered, retention, on_expiry): like
+ * alter_topic; retention => '0' turns expiry off.
  */
 Datum
 txmq_alter_subscription(PG_FUNCTION_ARGS)
@@ -985,7 +1081,9 @@ txmq_alter_subscription(PG_FUNCTION_ARGS)
 	Datum		args[6];
 	Datum		key[2];
 	bool		isnull;
+	ExpiryArgs	expiry;
 
+	arg_expiry(fcinfo, 7, &expiry);
 	if (!PG_ARGISNULL(2))
 		(void) arg_int_in(fcinfo, 2, "max_deliveries", 1, MAX_DELIVERIES);
 	(void) txmq_arg_interval(fcinfo, 3, "lease", MIN_LEASE_MS, MAX_LEASE_MS);
@@ -1010,6 +1108,7 @@ txmq_alter_subscription(PG_FUNCTION_ARGS)
 	check_backoff(DatumGetIntervalP(args[3]), DatumGetIntervalP(args[4]));
 
 	txmq_exec(PLAN_ALTER_SUB, args, NULL, 0);
+	set_expiry(fcinfo, 7, DatumGetInt32(args[0]), &expiry);
 	catalog_changed();
 	txmq_scope_leave(&scope);
 	PG_RETURN_VOID();

@@ -14,8 +14,10 @@
  */
 #include "txmq.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -70,6 +72,40 @@ txmq_row_interrupted(HeapTuple row, int32 crashed, int32 attempts)
 	MemoryContextSwitchTo(old);
 	heap_freetuple(row);
 	return result;
+}
+
+/*
+ * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot, in
+ * cxt: TopTransactionContext for a receive, whose transaction keeps it
+ * while it holds the message (xact.c).  It must outlive the row's delete,
+ * which takes TOASTed values with it: those are fetched now.
+ */
+HeapTuple
+txmq_received_row(TupleTableSlot *slot, MemoryContext cxt)
+{
+	static const int from[TXMQ_ROW_NATTS] = {
+		MSG_MSG_ID, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_ATTEMPT,
+		MSG_CREATED_AT, MSG_LAST_ERROR, MSG_PRODUCER_GROUP
+	};
+	TupleDesc	desc = txmq_row_desc();
+	Datum		values[TXMQ_ROW_NATTS];
+	bool		nulls[TXMQ_ROW_NATTS];
+	MemoryContext old;
+	HeapTuple	row;
+
+	for (int i = 0; i < TXMQ_ROW_NATTS; i++)
+	{
+		values[i] = slot->tts_values[from[i] - 1];
+		nulls[i] = slot->tts_isnull[from[i] - 1];
+		if (!nulls[i] && TupleDescAttr(desc, i)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+	old = MemoryContextSwitchTo(cxt);
+	row = heap_form_tuple(desc, values, nulls);
+	MemoryContextSwitchTo(old);
+	return row;
 }
 
 /* A held message straight to the dead letters, with attempts and error. */

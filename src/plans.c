@@ -220,8 +220,9 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" WHERE t.notify",
 		4, {INT4ARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
 	},
-	[PLAN_NOTIFY_TOPICS] = {
-		"SELECT topic_id FROM txmq.topic WHERE notify ORDER BY topic_id",
+	/* every topic, for the worker's notifications (refresh_known_topics) */
+	[PLAN_TOPICS] = {
+		"SELECT topic_id, notify, created_at FROM txmq.topic ORDER BY topic_id",
 		0, {InvalidOid}
 	},
 
@@ -503,6 +504,28 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" backoff_base = $4, backoff_max = $5, ordered = $6"
 		" WHERE sub_id" EQ "$1",
 		6, {INT4OID, INT4OID, INTERVALOID, INTERVALOID, INTERVALOID, BOOLOID}
+	},
+	[PLAN_SUB_EXPIRY] = {
+		"SELECT retention, on_expiry FROM txmq.subscription"
+		" WHERE sub_id" EQ "$1",
+		1, {INT4OID}
+	},
+	/*
+	 * A subscription's expiry options: retention $3 if $2 (NULL: none),
+	 * on_expiry $4 unless NULL.
+	 */
+	[PLAN_SUB_SET_EXPIRY] = {
+		"UPDATE txmq.subscription SET"
+		" retention = CASE WHEN $2 THEN $3 ELSE retention END,"
+		" on_expiry = COALESCE($4, on_expiry)"
+		" WHERE sub_id" EQ "$1",
+		4, {INT4OID, BOOLOID, INTERVALOID, TEXTOID}
+	},
+	/* the subscriptions whose messages expire (reclaim.c) */
+	[PLAN_EXPIRING_SUBS] = {
+		"SELECT sub_id, topic_id, retention, on_expiry = 'dead_letter'"
+		" FROM txmq.subscription WHERE retention IS NOT NULL",
+		0, {InvalidOid}
 	},
 	/* unresolved half messages that only a check function can answer */
 	[PLAN_HALF_UNCHECKABLE] = {

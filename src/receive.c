@@ -34,7 +34,6 @@
  */
 #include "txmq.h"
 
-#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -106,40 +105,6 @@ static TimestampTz
 after_ms(TimestampTz t, int64 ms)
 {
 	return t + ms * 1000;
-}
-
-/*
- * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot, in
- * cxt: TopTransactionContext for a receive, whose transaction keeps it
- * while it holds the message (xact.c).  It must outlive the row's delete,
- * which takes TOASTed values with it: those are fetched now.
- */
-static HeapTuple
-received_row(TupleTableSlot *slot, MemoryContext cxt)
-{
-	static const int from[TXMQ_ROW_NATTS] = {
-		MSG_MSG_ID, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_ATTEMPT,
-		MSG_CREATED_AT, MSG_LAST_ERROR, MSG_PRODUCER_GROUP
-	};
-	TupleDesc	desc = txmq_row_desc();
-	Datum		values[TXMQ_ROW_NATTS];
-	bool		nulls[TXMQ_ROW_NATTS];
-	MemoryContext old;
-	HeapTuple	row;
-
-	for (int i = 0; i < TXMQ_ROW_NATTS; i++)
-	{
-		values[i] = slot->tts_values[from[i] - 1];
-		nulls[i] = slot->tts_isnull[from[i] - 1];
-		if (!nulls[i] && TupleDescAttr(desc, i)->attlen == -1 &&
-			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
-			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
-															  DatumGetPointer(values[i])));
-	}
-	old = MemoryContextSwitchTo(cxt);
-	row = heap_form_tuple(desc, values, nulls);
-	MemoryContextSwitchTo(old);
-	return row;
 }
 
 /*
@@ -274,7 +239,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 									  DatumGetInt32(values[MSG_ATTEMPT - 1])) >
 					sub->max_deliveries)
 					continue;	/* a receive would dead-letter it */
-				rows[n] = received_row(ms.slot, CurrentMemoryContext);
+				rows[n] = txmq_received_row(ms.slot, CurrentMemoryContext);
 			}
 			n++;
 			continue;
@@ -283,7 +248,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 			continue;			/* another consumer is taking it, or no room */
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
-		row = received_row(ms.slot, TopTransactionContext);
+		row = txmq_received_row(ms.slot, TopTransactionContext);
 		/* never wait: a row another transaction is changing is skipped */
 		result = table_tuple_delete(ms.heap, &ms.slot->tts_tid, cid,
 									ms.snapshot, InvalidSnapshot, false,

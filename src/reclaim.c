@@ -13,6 +13,9 @@
  * tuples (plus a fifth of the live ones) have accumulated.  The VACUUM skips the table rather than wait
  * when autovacuum (or anyone) is already vacuuming it.
  *
+ * Expiry.  A subscription with a retention expires every message it has
+ * not settled within that time of its sending (txmq_expire).
+ *
  * Rows of dropped subscriptions are reaped here too: a transaction that
  * looked up a topic's subscriptions before one was dropped can insert rows
  * for it after the drop committed (taking a lock against every send to
@@ -25,6 +28,7 @@
 #include "txmq.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -38,6 +42,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 /*
  * Vacuum txmq.msg if it has enough dead tuples.  Called outside any
@@ -78,6 +83,121 @@ txmq_reclaim_storage(void)
 		ExecVacuum(pstate, stmt, true);
 	}
 	CommitTransactionCommand();
+}
+
+/* Messages expired per subscription and round (the round's transaction) */
+#define EXPIRE_BATCH 1000
+
+/*
+ * Expire up to EXPIRE_BATCH messages of sub_id sent before cutoff, to the
+ * dead letters with error if dead_letter, else nowhere; returns how many.
+ * The walk goes in id order, the order of sending, and stops at the first
+ * message sent since cutoff, so a round reads what it expires and one
+ * row more (ids and clock readings of sends microseconds apart may
+ * disagree: such a row expires a round later).  What is in flight is
+ * skipped, never waited for: a lease still running (its consumer may yet
+ * settle it), a row a receive deleted but has not committed, or one being
+ * changed; each expires in a later round if it comes back.
+ */
+static int
+expire_sub(int32 topic_id, int32 sub_id, TimestampTz cutoff, TimestampTz now,
+		   bool dead_letter, const char *error)
+{
+	Relation	heap = table_open(txmq_relid("msg"), RowExclusiveLock);
+	Relation	pkey = index_open(txmq_primary_key_index(heap),
+								  RowExclusiveLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	TxmqHeldRow *rows = palloc(sizeof(TxmqHeldRow) * EXPIRE_BATCH);
+	CommandId	cid;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	int			n = 0;
+
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	scan = txmq_begin_sub_scan(heap, pkey, snapshot, sub_id, 0);
+	while (n < EXPIRE_BATCH &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		Datum	   *values;
+		TM_FailureData tmfd;
+		HeapTuple	row;
+
+		slot_getallattrs(slot);
+		values = slot->tts_values;
+		if (DatumGetTimestampTz(values[MSG_CREATED_AT - 1]) >= cutoff)
+			break;
+		if (DatumGetBool(values[MSG_LEASED - 1]) &&
+			DatumGetTimestampTz(values[MSG_VT - 1]) > now)
+			continue;
+		row = dead_letter ? txmq_received_row(slot, CurrentMemoryContext) : NULL;
+		if (table_tuple_delete(heap, &slot->tts_tid, cid, snapshot,
+							   InvalidSnapshot, false, &tmfd, false) != TM_Ok)
+			continue;
+		rows[n].sub_id = sub_id;
+		rows[n].msg_id = DatumGetInt64(values[MSG_MSG_ID - 1]);
+		rows[n].attempt = DatumGetInt32(values[MSG_ATTEMPT - 1]);
+		rows[n].row = row;
+		n++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(pkey, NoLock);
+	table_close(heap, NoLock);
+
+	for (int i = 0; dead_letter && i < n; i++)
+		txmq_held_dead_letter(&rows[i], rows[i].attempt, error);
+	if (n > 0)
+	{
+		txmq_xact_tally(topic_id, sub_id, CNT_EXPIRED, n);
+		if (dead_letter)
+			txmq_xact_tally(topic_id, sub_id, CNT_DEAD_LETTERED, n);
+	}
+	pfree(rows);
+	return n;
+}
+
+/*
+ * Expire what the subscriptions with a retention did not settle within
+ * it.  Returns whether some subscription has more to expire at once.
+ * Within a transaction; nothing before a database is updated to 0.5.
+ */
+bool
+txmq_expire(TimestampTz now)
+{
+	TxmqOwnerScope scope;
+	SPITupleTable *subs;
+	bool		more = false;
+	int			nsubs;
+
+	if (get_attnum(txmq_relid("subscription"), "retention") == InvalidAttrNumber)
+		return false;
+	txmq_scope_enter(&scope, true);
+	nsubs = txmq_exec(PLAN_EXPIRING_SUBS, NULL, NULL, 0);
+	subs = SPI_tuptable;		/* the dead letters' statements run too */
+	for (int i = 0; i < nsubs; i++)
+	{
+		Datum		cols[4];
+		bool		nulls[4];
+		Interval   *retention;
+		int64		ms;
+		char	   *error;
+
+		heap_deform_tuple(subs->vals[i], subs->tupdesc, cols, nulls);
+		retention = DatumGetIntervalP(cols[2]);
+		ms = txmq_interval_ms(retention, "retention", 0, MAX_RETENTION_MS);
+		error = psprintf("expired: not settled within the subscription's retention of %s",
+						 DatumGetCString(DirectFunctionCall1(interval_out,
+															 cols[2])));
+		if (expire_sub(DatumGetInt32(cols[1]), DatumGetInt32(cols[0]),
+					   now - ms * 1000, now, DatumGetBool(cols[3]),
+					   error) == EXPIRE_BATCH)
+			more = true;
+	}
+	txmq_scope_leave(&scope);
+	return more;
 }
 
 #define DROPPED_MEMORY_US USECS_PER_DAY

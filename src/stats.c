@@ -12,7 +12,10 @@
 #include "txmq.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(txmq_stats);
@@ -20,9 +23,12 @@ PG_FUNCTION_INFO_V1(txmq_stats);
 /* PLAN_STATS: topic_id, owner, sub_id, then the view's first columns */
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
-#define STATS_COLS 23
-/* the last columns: the rows of the shared tables */
+#define STATS_COLS 24
+/* the rows of the shared tables: the 4 columns after counters_since */
+#define STATS_USAGE_FIRST 19
 #define STATS_USAGE_COLS 4
+/* the last, expired: not in the 0.4 definition */
+#define STATS_EXPIRED 23
 
 /* One row: how full the shared table sized by setting is. */
 static void
@@ -31,7 +37,7 @@ put_usage_row(ReturnSetInfo *rsinfo, const char *setting,
 {
 	Datum		values[STATS_COLS] = {0};
 	bool		nulls[STATS_COLS];
-	int			n = STATS_COLS - STATS_USAGE_COLS;
+	int			n = STATS_USAGE_FIRST;
 
 	memset(nulls, true, sizeof(nulls));
 	memset(&nulls[n], false, sizeof(bool) * STATS_USAGE_COLS);
@@ -62,8 +68,10 @@ put_usage_rows(ReturnSetInfo *rsinfo)
 
 /*
  * Rows of the txmq.stats view: the topics and subscriptions the caller
- * may see (owns, or holds a grant on), with the shared-memory counters
- * (NULL without shared_preload_libraries).
+ * may see (owns, or holds a grant on; every one for members of
+ * pg_read_all_stats, as PostgreSQL's statistics views show them
+ * everything: a monitoring role needs no grant that could send), with the
+ * shared-memory counters (NULL without shared_preload_libraries).
  */
 Datum
 txmq_stats(PG_FUNCTION_ARGS)
@@ -72,6 +80,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
 	TxmqOwnerScope scope;
 	SPITupleTable *rows;
+	bool		sees_all = has_privs_of_role(GetUserId(),
+											 ROLE_PG_READ_ALL_STATS);
 	int			nrows;
 	int			n;
 
@@ -98,7 +108,8 @@ txmq_stats(PG_FUNCTION_ARGS)
 		topic.topic_id = DatumGetInt32(cols[0]);
 		topic.owner = DatumGetObjectId(cols[1]);
 		sub_id = DatumGetInt32(cols[2]);
-		if (!txmq_has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
+		if (!sees_all &&
+			!txmq_has_privilege(&topic, sub_id, TXMQ_RECEIVE) &&
 			!txmq_has_privilege(&topic, 0, TXMQ_SEND))
 			continue;
 
@@ -136,12 +147,14 @@ txmq_stats(PG_FUNCTION_ARGS)
 		values[n++] = TimestampTzGetDatum(Max(topic_since, sub_since));
 		for (; n < STATS_COLS; n++)
 			nulls[n] = true;
+		values[STATS_EXPIRED] = Int64GetDatum(sc[CNT_EXPIRED]);
+		nulls[STATS_EXPIRED] = !sub_known;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}
 	txmq_scope_leave(&scope);
 	/* not for the 0.3 definition, until ALTER EXTENSION txmq UPDATE */
-	if (rsinfo->setDesc->natts == STATS_COLS)
+	if (rsinfo->setDesc->natts > STATS_USAGE_FIRST)
 		put_usage_rows(rsinfo);
 	return (Datum) 0;
 }

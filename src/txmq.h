@@ -83,6 +83,7 @@
 #define MAX_KEY_BYTES 1024
 #define MAX_ERROR_BYTES 65536
 #define MAX_DEDUP_WINDOW_MS (7 * MS_PER_DAY)
+#define MAX_RETENTION_MS (365 * MS_PER_DAY)
 
 /* GUCs (txmq.c) */
 extern int	txmq_max_payload_bytes;
@@ -116,7 +117,7 @@ typedef enum TxmqPlanId
 	PLAN_SEND,
 	PLAN_NEXT_DUE,
 	PLAN_NOTIFY_DUE,
-	PLAN_NOTIFY_TOPICS,
+	PLAN_TOPICS,
 	PLAN_RESTORE,
 	PLAN_RESTORE_0_3,
 	PLAN_ACK,
@@ -148,6 +149,9 @@ typedef enum TxmqPlanId
 	PLAN_SUB_ROW,
 	PLAN_ALTER_TOPIC,
 	PLAN_ALTER_SUB,
+	PLAN_SUB_EXPIRY,
+	PLAN_SUB_SET_EXPIRY,
+	PLAN_EXPIRING_SUBS,
 	PLAN_HALF_UNCHECKABLE,
 	PLAN_MAY_CREATE_TOPIC,
 	PLAN_GRANTS_LIST,
@@ -247,6 +251,7 @@ typedef enum TxmqCounter
 	CNT_CHECKS_COMMIT,
 	CNT_CHECKS_ROLLBACK,
 	CNT_CHECKS_UNKNOWN,
+	CNT_EXPIRED,
 	NUM_TXMQ_COUNTERS
 } TxmqCounter;
 
@@ -361,6 +366,7 @@ typedef struct TxmqHeldRow
 } TxmqHeldRow;
 
 extern TupleDesc txmq_row_desc(void);
+extern HeapTuple txmq_received_row(TupleTableSlot *slot, MemoryContext cxt);
 extern HeapTuple txmq_row_interrupted(HeapTuple row, int32 crashed,
 									  int32 attempts);
 extern void txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
@@ -409,8 +415,6 @@ extern int64 txmq_dedup_claim(const TxmqTopic *topic, Datum key,
 extern void txmq_dedup_release(int64 msg_id);
 extern void txmq_dedup_reclaim(TimestampTz now);
 
-/* ---- receive.c, shared with reclaim.c ---- */
-
 /* ---- msg.c: txmq.msg, its columns and the walk over a subscription ---- */
 
 /*
@@ -455,6 +459,7 @@ extern void txmq_half_reclaim(TimestampTz before);
 
 /* ---- reclaim.c ---- */
 extern void txmq_reclaim_storage(void);
+extern bool txmq_expire(TimestampTz now);
 extern void txmq_reap_dropped(TimestampTz now);
 
 /* ---- worker.c ---- */

@@ -39,8 +39,9 @@
  * transaction of its own so that a bad message or check function cannot
  * hold up the others (half.c does the checking), deletes resolved half
  * messages older than txmq.half_retention and dedup keys whose window
- * has passed (send.c), and forgets the delivery attempts of messages that
- * are gone (attempts.c).  Other timed maintenance belongs in
+ * has passed (send.c), expires messages past their subscription's
+ * retention (reclaim.c), and forgets the delivery attempts of messages
+ * that are gone (attempts.c).  Other timed maintenance belongs in
  * worker_round() too.
  *
  * Notifications.  Between rounds, and as soon as one is due, the worker
@@ -56,8 +57,9 @@
  * due, not the size of the queues.  Rounds are at least NOTIFY_GAP_MS
  * apart, so that leases running out one after another cost one
  * transaction per gap, not one each.  Once per naptime the worker also
- * reads which topics have notify on: a topic it did not know (at its
- * start, or notify turned on) gets a round for everything already due.
+ * reads which topics there are: at its start, and for a topic restored
+ * since, it has a round for everything already due (see
+ * refresh_known_topics).
  *
  * DROP DATABASE.  dropdb() takes an AccessExclusiveLock on the database
  * and then waits up to 5 s for the other sessions to leave; it does not
@@ -154,9 +156,13 @@ static bool exit_no_extension = false;
 
 static bool poke_at_commit = false;
 
-/* the topics with notify on, as this worker last read them (sorted) */
-static int32 *notify_topics = NULL;
-static int	n_notify_topics = 0;
+/*
+ * Every topic, as this worker last read them (ids sorted), and when it
+ * read them (the start of that round's transaction).
+ */
+static int32 *known_topics = NULL;
+static int	n_known_topics = 0;
+static TimestampTz known_topics_read_at = 0;
 
 static Size
 worker_shmem_size(void)
@@ -477,36 +483,49 @@ cmp_int32(const void *a, const void *b)
 }
 
 /*
- * Read which topics have notify on; those this worker did not know get a
- * notification round for whatever of theirs is due already (everything,
- * at the worker's start: no slot may remember what fell due while no
- * worker ran).  Within a transaction.
+ * Read which topics there are.  Those with notify on get a notification
+ * round for whatever of theirs is due already at the worker's start (no
+ * slot may remember what fell due while no worker ran), and later if the
+ * worker never saw them and they are older than its last read: their
+ * rows came by other ways than txmq's functions (a restore).  A topic
+ * created since the last read needs none, since every row it has came
+ * through a function that notifies at commit, and a round would notify
+ * that again; nor does a topic whose notify was turned on, since
+ * alter_topic notifies then.  Within a transaction.
  */
 static void
-refresh_notify_topics(void)
+refresh_known_topics(void)
 {
 	TxmqOwnerScope scope;
+	TimestampTz read_at = GetCurrentTransactionStartTimestamp();
 	int32	   *ids;
 	int			n;
 
 	txmq_scope_enter(&scope, false);
-	n = txmq_exec(PLAN_NOTIFY_TOPICS, NULL, NULL, 0);
+	n = txmq_exec(PLAN_TOPICS, NULL, NULL, 0);
 	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int32) * (n + 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
+		bool		notify;
+		TimestampTz created_at;
 
 		ids[i] = DatumGetInt32(txmq_col(i, 1, &isnull));
-		if (notify_topics == NULL ||
-			bsearch(&ids[i], notify_topics, n_notify_topics, sizeof(int32),
-					cmp_int32) == NULL)
+		notify = DatumGetBool(txmq_col(i, 2, &isnull));
+		created_at = DatumGetTimestampTz(txmq_col(i, 3, &isnull));
+		if (notify &&
+			(known_topics == NULL ||
+			 (created_at < known_topics_read_at &&
+			  bsearch(&ids[i], known_topics, n_known_topics, sizeof(int32),
+					  cmp_int32) == NULL)))
 			txmq_notify_post(ids[i], DT_NOBEGIN, false);
 	}
 	txmq_scope_leave(&scope);
-	if (notify_topics)
-		pfree(notify_topics);
-	notify_topics = ids;
-	n_notify_topics = n;
+	if (known_topics)
+		pfree(known_topics);
+	known_topics = ids;
+	n_known_topics = n;
+	known_topics_read_at = read_at;
 }
 
 /* One round of timed work; returns how long to sleep (ms) afterwards. */
@@ -516,6 +535,7 @@ worker_round(void)
 	int64		ids[WORKER_BATCH];
 	TimestampTz now;
 	TimestampTz next_due;
+	bool		more_expired;
 	int			n;
 
 	begin_xact("txmq: looking for due half messages");
@@ -525,8 +545,9 @@ worker_round(void)
 	txmq_half_reclaim(now - (TimestampTz) txmq_half_retention_s * USECS_PER_SEC);
 	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
+	more_expired = txmq_expire(now);
 	txmq_attempts_sweep();
-	refresh_notify_topics();
+	refresh_known_topics();
 	end_xact();
 
 	for (int i = 0; i < n; i++)
@@ -537,7 +558,7 @@ worker_round(void)
 	}
 	txmq_reclaim_storage();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (n == WORKER_BATCH)
+	if (n == WORKER_BATCH || more_expired)
 		return 0;
 	now = GetCurrentTimestamp();
 	if (next_due <= now)

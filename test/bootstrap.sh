@@ -16,6 +16,8 @@
 #   perl                     prove, Test::More
 #   make, gcc                the build
 #   tmux                     a terminal for txmqctl top's TAP test
+#   prometheus-postgres-exporter  the exporter that the Prometheus queries
+#                            file's TAP test runs
 #
 # `test/bootstrap.sh PACKAGE...` installs those instead, the same way
 # (`make deb`'s build dependencies).
@@ -26,7 +28,7 @@ set -euo pipefail
 if [ $# -gt 0 ]; then
 	PACKAGES=("$@")
 else
-	PACKAGES=(make gcc perl libipc-run-perl tmux
+	PACKAGES=(make gcc perl libipc-run-perl tmux prometheus-postgres-exporter
 		"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
 fi
 

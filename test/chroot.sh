@@ -47,7 +47,8 @@ if [ -n "${TXMQ_CHROOT_PACKAGES:-}" ]; then
 	read -ra PACKAGES <<<"$TXMQ_CHROOT_PACKAGES"
 else
 	PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
-		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux)
+		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
+		prometheus-postgres-exporter)
 fi
 
 # The mirror of the host's Debian archive: the URI of the apt source that

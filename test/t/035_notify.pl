@@ -11,7 +11,9 @@
 #     the transaction goes on;
 #  6. a redrive;
 #  7. in an ordered subscription, the ack that releases a key's next
-#     message.
+#     message;
+#  8. notify turned on for a topic with a message already due; and no
+#     second notification for a topic created while the worker runs.
 #
 # The listener is a psql session; after each notification it receives at
 # once, so a notification that came before its message was receivable
@@ -259,6 +261,39 @@ is(listener_receive('nq_ord'), '0:', "the key's next message waits while the fir
 run_in($other, "SELECT txmq.ack('nq_ord', 'nq_ord', $first);");
 notified('nq_ord', $other_pid, '1:1', 'ordered: the ack releases the key');
 
+# ---- 8. notify turned on; a topic new to the worker ----
+
+# A delay that ran out while notify was off told nobody; turning notify
+# on tells at once, in the altering transaction's commit.  The topic is
+# new, so the worker cannot know it yet either way.
+sql(q{SELECT txmq.create_queue('nq_on', notify => false)});
+listener_run('LISTEN txmq_nq_on;');
+sql(q{SELECT txmq.send('nq_on', '{"e": "while off"}', delay => '100 ms')});
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM txmq.peek('nq_on', 'nq_on')})
+  or die 'the delayed message never became ready';
+listener_run('SELECT 1;');
+is(scalar(take('txmq_nq_on')), 0, 'notify off: not told when the delay ran out');
+run_in($other, q{SELECT txmq.alter_topic('nq_on', notify => true);});
+notified('nq_on', $other_pid, '1:1', 'notify turned on');
+
+# A topic created after the worker last read the topics: its nack told
+# the listener at commit, and the worker's next read (before it commits
+# the half message below) must not tell it again.  The message stays
+# queued, so a second round would find it.
+sql(q{SELECT txmq.create_queue('nq_new', backoff_base => '0', backoff_max => '0')});
+listener_run('LISTEN txmq_nq_new;');
+run_in($other, q{SELECT txmq.send('nq_new', '{"e": "new"}');});
+is(wait_notify('txmq_nq_new', 'new topic: send'), $other_pid, 'new topic: the send notified');
+run_in($other, q{SELECT count(*) FROM txmq.receive('nq_new', 'nq_new') r,
+	txmq.nack('nq_new', 'nq_new', r.msg_id, delay => '0');});
+is(wait_notify('txmq_nq_new', 'new topic: nack'), $other_pid, 'new topic: the nack notified');
+run_in($other, 'BEGIN;');
+$xid = run_in($other, 'SELECT pg_current_xact_id();');
+sql("SELECT txmq.send_half('nq_half', '{\"e\": \"after new\"}', local_xid => '$xid')");
+run_in($other, 'COMMIT;');
+notified('nq_half', $worker, '1:1', 'check-back commit after the new topic');
+
 # ---- nothing else came ----
 
 # The worker's rounds come in order: once it has notified of this message,
@@ -270,6 +305,8 @@ listener_run('SELECT 1;');
 is(scalar(take('txmq_nq')), 0, 'no further notification on txmq_nq');
 is(scalar(take('txmq_nq_off')), 0, 'none on a topic with notify off');
 is(scalar(take('txmq_nq_half')), 0, 'none more on txmq_nq_half');
+is(scalar(take('txmq_nq_on')), 0, 'none more on txmq_nq_on');
+is(scalar(take('txmq_nq_new')), 0, 'none more on txmq_nq_new, a topic created while the worker ran');
 is(scalar(@pending), 0, 'no other notification');
 
 $other->quit;

@@ -38,7 +38,8 @@ $node->safe_psql('src', q{
 		on_checks_exhausted => 'dead_letter');
 	SELECT txmq.create_subscription('d.orders', 'cart', max_deliveries => 3,
 		lease => '45 s', backoff_base => '2 s', backoff_max => '1 min');
-	SELECT txmq.create_subscription('d.orders', 'billing');
+	SELECT txmq.create_subscription('d.orders', 'billing', retention => '7 days',
+		on_expiry => 'drop');
 	SELECT txmq.create_queue('d-jobs', lease => '1 h', dedup_window => '1 day');
 	SELECT txmq.grant('d.orders', 'dump_app', 'send');
 	SELECT txmq.grant('d.orders', 'dump_app', 'receive', 'cart');

@@ -74,7 +74,7 @@ is($node->safe_psql('old', q{
 	SELECT 'ok'}), "\n\nok", 'and they work when made again');
 is($node->safe_psql('old',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'txmq'}),
-	'0.4', 'updated to 0.4');
+	'0.5', 'updated to 0.5');
 is($node->safe_psql('old', $census), $before, 'the update keeps every message');
 
 # the same objects, definitions, privileges and dump registrations as a
@@ -150,6 +150,13 @@ is($node->safe_psql('old', q{
 	SELECT txmq.ack('up_d', 'up_d', msg_id, receipt) FROM txmq.receive('up_d', 'up_d');
 	SELECT count(*) FROM (SELECT txmq.drop_topic('up_d')) d;
 }), "\nt\nt\n1", 'dedup keys and receipts after the update');
+# 0.5: a subscription's retention, and the stats column that counts it
+is($node->safe_psql('old', q{
+	SELECT txmq.alter_subscription('up_t', 'b', retention => '1 day');
+	SELECT retention FROM txmq.subscription WHERE name = 'b';
+	SELECT expired FROM txmq.stats WHERE subscription = 'b';
+	SELECT txmq.alter_subscription('up_t', 'b', retention => '0');
+}), "\n1 day\n0\n", 'retention after the update');
 is($node->safe_psql('old', q{SELECT txmq.redrive('up_t', 'a')}), '1',
 	'redrive after the update');
 is($node->safe_psql('old', q{

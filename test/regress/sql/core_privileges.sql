@@ -15,7 +15,7 @@ GRANT EXECUTE ON FUNCTION txmq.create_queue
 
 -- PUBLIC may not create topics
 SELECT has_function_privilege('regress_core_out', 'txmq.create_topic(text, boolean, regprocedure, interval, interval, int, text, boolean, interval)', 'EXECUTE') AS out_create_topic,
-	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean, boolean, interval)', 'EXECUTE') AS out_create_queue;
+	   has_function_privilege('regress_core_out', 'txmq.create_queue(text, boolean, regprocedure, interval, interval, int, text, int, interval, interval, interval, boolean, boolean, interval, interval, text)', 'EXECUTE') AS out_create_queue;
 -- no SECURITY DEFINER function without a pinned search_path
 SELECT count(*) AS unpinned_secdef FROM pg_proc
  WHERE pronamespace = 'txmq'::regnamespace AND prosecdef

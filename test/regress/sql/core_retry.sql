@@ -61,9 +61,11 @@ SELECT * FROM core_backoff ORDER BY attempt;
 -- the jitter is random: 20 nacks at attempt 1 do not all wait the same
 SELECT txmq.purge('core_n');
 SELECT count(*) FROM txmq.send_batch('core_n', array_fill('{}'::jsonb, ARRAY[20]));
+-- the backoff counts from each nack, after this
+SELECT clock_timestamp() AS nack_t0 \gset
 SELECT count(*) FROM txmq.receive('core_n', 'core_n', 20) r, txmq.nack('core_n', 'core_n', r.msg_id);
 SELECT count(DISTINCT vt) > 1 AS jittered,
-	   bool_and(vt BETWEEN now() + '5 s' AND clock_timestamp() + '10 s') AS in_5_to_10s
+	   bool_and(vt BETWEEN :'nack_t0'::timestamptz + '5 s' AND clock_timestamp() + '10 s') AS in_5_to_10s
   FROM txmq.msg m JOIN txmq.subscription s USING (sub_id)
   JOIN txmq.topic t USING (topic_id) WHERE t.name = 'core_n';
 SELECT txmq.drop_topic('core_n', force => true);

@@ -4,7 +4,8 @@
 # of txmq, from a copy of the checkout that holds `make deb`'s package.
 #
 # It installs build/deb/postgresql-$PG-txmq_*.deb with dpkg and apt-get
-# (for whatever it depends on), starts a cluster as the postgres user with
+# (for whatever it depends on), checks that the package and META.json have
+# txmq.control's version, starts a cluster as the postgres user with
 # txmq preloaded, sends, receives and acks a message, runs the packaged
 # txmqctl, and purges the package again, so that the root stays clean for
 # the next run.  Exit status 0 only if all of that worked.
@@ -22,6 +23,11 @@ left=$(find /usr/lib/postgresql /usr/share/postgresql -name 'txmq*' 2>/dev/null)
 [ -z "$left" ] || die "the root is not clean: $left"
 
 DEB=$(ls build/deb/"$PKG"_*_"$(dpkg --print-architecture)".deb)
+# The release's number, which debian/changelog and META.json (in semantic
+# versioning's three parts) must say as well
+VERSION=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" txmq.control)
+grep -q "^ *\"version\": \"$VERSION\.0\",\$" META.json ||
+	die "META.json's version is not $VERSION.0 (txmq.control's $VERSION)"
 DATA=
 cleanup() {
 	local rc=$?
@@ -41,8 +47,9 @@ if ! dpkg -i "$DEB"; then
 fi
 dpkg-query -W -f='${Status}\n' "$PKG" | grep -qx 'install ok installed' ||
 	die "$PKG is not installed"
+[ "$(dpkg-query -W -f='${Version}' "$PKG")" = "$VERSION" ] ||
+	die "$PKG is version $(dpkg-query -W -f='${Version}' "$PKG"), txmq.control says $VERSION"
 
-VERSION=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" txmq.control)
 DATA=$(mktemp -d /tmp/txmq-deb.XXXXXX)
 chown postgres: "$DATA"
 cd "$DATA"			# the checkout's copy is root's alone

@@ -148,6 +148,15 @@ if [ ! -d "$ROOTFS" ]; then
 	debootstrap --variant=minbase "$SUITE" "$ROOTFS.new" "$MIRROR" \
 		>"$CACHE/$SUITE.debootstrap.log" 2>&1 ||
 		{ tail -n 30 "$CACHE/$SUITE.debootstrap.log"; die "debootstrap $SUITE failed"; }
+	# The updates and security updates of the release that the host has
+	# too, so that the root gets the versions the host has: a package
+	# built on the host depends on the server it was built against (the
+	# deb suite's clean root).  In the root's sources.list, where a root
+	# made from within this one finds them again.
+	for s in "$SUITE-updates" "$SUITE-security"; do
+		m=$(mirror_of "$s" | head -n 1)
+		[ -z "$m" ] || echo "deb $m $s main" >>"$ROOTFS.new/etc/apt/sources.list"
+	done
 	mv "$ROOTFS.new" "$ROOTFS"
 fi
 STAMP=$ROOTFS/var/lib/txmq-test-packages

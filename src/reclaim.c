@@ -89,8 +89,9 @@ txmq_reclaim_storage(void)
 #define EXPIRE_BATCH 1000
 
 /*
- * Expire up to EXPIRE_BATCH messages of sub_id sent before cutoff, to the
- * dead letters with error if dead_letter, else nowhere; returns how many.
+ * Expire up to EXPIRE_BATCH messages of sub_id sent before now minus
+ * retention, to the dead letters if dead_letter, else nowhere; returns
+ * how many.
  * The walk goes in id order, the order of sending, and stops at the first
  * message sent since cutoff, so a round reads what it expires and one
  * row more (ids and clock readings of sends microseconds apart may
@@ -100,14 +101,17 @@ txmq_reclaim_storage(void)
  * changed; each expires in a later round if it comes back.
  */
 static int
-expire_sub(int32 topic_id, int32 sub_id, TimestampTz cutoff, TimestampTz now,
-		   bool dead_letter, const char *error)
+expire_sub(int32 topic_id, int32 sub_id, Datum retention, TimestampTz now,
+		   bool dead_letter)
 {
+	TimestampTz cutoff = now - 1000 *
+		txmq_interval_ms(DatumGetIntervalP(retention), "retention", 0,
+						 MAX_RETENTION_MS);
 	Relation	heap = table_open(txmq_relid("msg"), RowExclusiveLock);
 	Relation	pkey = index_open(txmq_primary_key_index(heap),
 								  RowExclusiveLock);
 	TupleTableSlot *slot = table_slot_create(heap, NULL);
-	TxmqHeldRow *rows = palloc(sizeof(TxmqHeldRow) * EXPIRE_BATCH);
+	TxmqHeldRow *rows = NULL;
 	CommandId	cid;
 	Snapshot	snapshot;
 	IndexScanDesc scan;
@@ -135,6 +139,8 @@ expire_sub(int32 topic_id, int32 sub_id, TimestampTz cutoff, TimestampTz now,
 		if (table_tuple_delete(heap, &slot->tts_tid, cid, snapshot,
 							   InvalidSnapshot, false, &tmfd, false) != TM_Ok)
 			continue;
+		if (rows == NULL)
+			rows = palloc(sizeof(TxmqHeldRow) * EXPIRE_BATCH);
 		rows[n].sub_id = sub_id;
 		rows[n].msg_id = DatumGetInt64(values[MSG_MSG_ID - 1]);
 		rows[n].attempt = DatumGetInt32(values[MSG_ATTEMPT - 1]);
@@ -147,14 +153,19 @@ expire_sub(int32 topic_id, int32 sub_id, TimestampTz cutoff, TimestampTz now,
 	index_close(pkey, NoLock);
 	table_close(heap, NoLock);
 
-	for (int i = 0; dead_letter && i < n; i++)
-		txmq_held_dead_letter(&rows[i], rows[i].attempt, error);
-	if (n > 0)
+	if (n == 0)
+		return 0;
+	if (dead_letter)
 	{
-		txmq_xact_tally(topic_id, sub_id, CNT_EXPIRED, n);
-		if (dead_letter)
-			txmq_xact_tally(topic_id, sub_id, CNT_DEAD_LETTERED, n);
+		char	   *error = psprintf("expired: not settled within the subscription's retention of %s",
+									 DatumGetCString(DirectFunctionCall1(interval_out,
+																		 retention)));
+
+		for (int i = 0; i < n; i++)
+			txmq_held_dead_letter(&rows[i], rows[i].attempt, error);
+		txmq_xact_tally(topic_id, sub_id, CNT_DEAD_LETTERED, n);
 	}
+	txmq_xact_tally(topic_id, sub_id, CNT_EXPIRED, n);
 	pfree(rows);
 	return n;
 }
@@ -181,19 +192,10 @@ txmq_expire(TimestampTz now)
 	{
 		Datum		cols[4];
 		bool		nulls[4];
-		Interval   *retention;
-		int64		ms;
-		char	   *error;
 
 		heap_deform_tuple(subs->vals[i], subs->tupdesc, cols, nulls);
-		retention = DatumGetIntervalP(cols[2]);
-		ms = txmq_interval_ms(retention, "retention", 0, MAX_RETENTION_MS);
-		error = psprintf("expired: not settled within the subscription's retention of %s",
-						 DatumGetCString(DirectFunctionCall1(interval_out,
-															 cols[2])));
 		if (expire_sub(DatumGetInt32(cols[1]), DatumGetInt32(cols[0]),
-					   now - ms * 1000, now, DatumGetBool(cols[3]),
-					   error) == EXPIRE_BATCH)
+					   cols[2], now, DatumGetBool(cols[3])) == EXPIRE_BATCH)
 			more = true;
 	}
 	txmq_scope_leave(&scope);

@@ -24,11 +24,11 @@ PG_FUNCTION_INFO_V1(txmq_stats);
 #define STATS_HIDDEN_COLS 3
 #define STATS_QUERY_COLS 11
 #define STATS_COLS 24
-/* the rows of the shared tables: the 4 columns after counters_since */
-#define STATS_USAGE_FIRST 19
-#define STATS_USAGE_COLS 4
 /* the last, expired: not in the 0.4 definition */
-#define STATS_EXPIRED 23
+#define STATS_EXPIRED (STATS_COLS - 1)
+/* the rows of the shared tables: the columns before expired */
+#define STATS_USAGE_COLS 4
+#define STATS_USAGE_FIRST (STATS_EXPIRED - STATS_USAGE_COLS)
 
 /* One row: how full the shared table sized by setting is. */
 static void

@@ -536,6 +536,7 @@ worker_round(void)
 	TimestampTz now;
 	TimestampTz next_due;
 	bool		more_expired;
+	bool		more_events;
 	int			n;
 
 	begin_xact("txmq: looking for due half messages");
@@ -546,6 +547,7 @@ worker_round(void)
 	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
 	more_expired = txmq_expire(now);
+	more_events = txmq_reclaim_events();
 	txmq_attempts_sweep();
 	refresh_known_topics();
 	end_xact();
@@ -558,7 +560,7 @@ worker_round(void)
 	}
 	txmq_reclaim_storage();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (n == WORKER_BATCH || more_expired)
+	if (n == WORKER_BATCH || more_expired || more_events)
 		return 0;
 	now = GetCurrentTimestamp();
 	if (next_due <= now)

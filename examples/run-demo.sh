@@ -21,6 +21,8 @@
 # Environment:
 #   DEMO_ORDERS=N      checkouts per scenario (default 200)
 #   DEMO_SHARDS=N      partitions (default: none, unsharded)
+#   DEMO_FAILURES=0    inject no failures (kills, declines, poison, slow
+#                      orders): for measuring throughput
 #   DEMO_SEED=N        seed of the injected failures (default 42)
 #   DEMO_PGPORT=N      port of the throwaway cluster (default: a free one)
 #   DEMO_SCENARIOS=".." subset of "same-db half-check half-xid"

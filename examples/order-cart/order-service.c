@@ -52,6 +52,8 @@ static Fate fate_of(const char *scenario, int user)
 {
 	double r = dice(seed, "checkout", user, 0);
 
+	if (failures_off())
+		return GO_OK;
 	if (strcmp(scenario, "same-db") == 0 && user == 7)
 		return GO_POISON;
 	if (r < 0.08)

@@ -236,7 +236,7 @@ run_scenario() {
 	deadline=$((SECONDS + 90))
 	while left=$(backlog "$topic") && [ "$left" != "0 0" ]; do
 		[ $SECONDS -lt $deadline ] || die "still not settled after 90 s: $left"
-		sleep 1
+		sleep 0.2
 	done
 	touch "$TMP/stop"
 	for pid in "${consumers[@]}"; do
@@ -247,7 +247,7 @@ run_scenario() {
 
 T0=$SECONDS
 for scenario in $SCENARIOS; do
-	T1=$SECONDS
+	T1=$(date +%s%3N)
 	case $scenario in
 	same-db)
 		say "=== scenario 1: orders in the shop database: INSERT + txmq.send, one transaction"
@@ -260,7 +260,9 @@ for scenario in $SCENARIOS; do
 		run_scenario half-xid orders_xid ;;
 	*) die "unknown scenario $scenario" ;;
 	esac
-	say "scenario $scenario: $ORDERS checkouts settled in $((SECONDS - T1)) s"
+	ms=$(($(date +%s%3N) - T1))
+	say "scenario $scenario: $ORDERS checkouts settled in $((ms / 1000)).$(printf %03d $((ms % 1000))) s" \
+		"($((ORDERS * 1000 / (ms > 0 ? ms : 1))) checkouts/s)"
 done
 say "scenarios done in $((SECONDS - T0)) s"
 

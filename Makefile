@@ -106,8 +106,9 @@ test:
 test-all:
 	@bash test/all.sh
 
+# SHARDS=N: the sharded demo, N partitions behind PL/Proxy (DEMO_SHARDS)
 demo:
-	@bash examples/run-demo.sh
+	@$(if $(SHARDS),DEMO_SHARDS='$(SHARDS)') bash examples/run-demo.sh
 
 # The Debian package postgresql-N-txmq (debian/, pg_buildext) for the
 # server PG=N picks, in build/deb/ (README.md, "Install from a Debian

@@ -18,6 +18,9 @@
 #   tmux                     a terminal for txmqctl top's TAP test
 #   prometheus-postgres-exporter  the exporter that the Prometheus queries
 #                            file's TAP test runs
+#   postgresql-N-plproxy     PL/Proxy, for the sharded demo; only where the
+#                            package sources have it (the test skips, saying
+#                            so, where not)
 #
 # `test/bootstrap.sh PACKAGE...` installs those instead, the same way
 # (`make deb`'s build dependencies).
@@ -30,6 +33,10 @@ if [ $# -gt 0 ]; then
 else
 	PACKAGES=(make gcc perl libipc-run-perl tmux prometheus-postgres-exporter
 		"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
+	# (not piped into grep -q: apt-cache's SIGPIPE would fail the pipe)
+	if [[ $(apt-cache policy "postgresql-$PG-plproxy" 2>/dev/null) =~ Candidate:\ [0-9] ]]; then
+		PACKAGES+=("postgresql-$PG-plproxy")
+	fi
 fi
 
 missing=()

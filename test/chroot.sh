@@ -43,12 +43,16 @@ ROOTFS=$CACHE/$SUITE
 
 # What the suite, the demo and the build need in the root (test/bootstrap.sh
 # and examples/run-demo.sh would install them otherwise, on every run).
+OPTIONAL=()
 if [ -n "${TXMQ_CHROOT_PACKAGES:-}" ]; then
 	read -ra PACKAGES <<<"$TXMQ_CHROOT_PACKAGES"
 else
 	PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
 		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
 		prometheus-postgres-exporter)
+	# Installed where the release has them (PL/Proxy for the sharded
+	# demo: a release without it skips that test, saying so)
+	OPTIONAL=(postgresql-$MAJOR-plproxy)
 fi
 
 # The mirror of the host's Debian archive: the URI of the apt source that
@@ -160,7 +164,8 @@ if [ ! -d "$ROOTFS" ]; then
 	mv "$ROOTFS.new" "$ROOTFS"
 fi
 STAMP=$ROOTFS/var/lib/txmq-test-packages
-if [ "$(cat "$STAMP" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
+WANT="${PACKAGES[*]}${OPTIONAL[*]:+ ${OPTIONAL[*]}}"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
 	cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 	# The host's way to reach the mirror: its proxy, and whether it accepts
 	# the Release files of a mirror that serves a frozen snapshot.
@@ -174,14 +179,23 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
 	chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
 	# before postgresql-common, whose setup fails without /proc
 	mount_all "$ROOTFS"
-	say "installing ${PACKAGES[*]}"
 	{ in_root "$ROOTFS" dpkg --configure -a &&
-		in_root "$ROOTFS" apt-get update -q &&
-		in_root "$ROOTFS" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" &&
-		in_root "$ROOTFS" apt-get clean; } >"$CACHE/$SUITE.apt.log" 2>&1 ||
+		in_root "$ROOTFS" apt-get update -q; } >"$CACHE/$SUITE.apt.log" 2>&1 ||
+		{ tail -n 30 "$CACHE/$SUITE.apt.log"; die "apt-get update in the $SUITE root failed"; }
+	for p in "${OPTIONAL[@]}"; do
+		# (not piped into grep -q: apt-cache's SIGPIPE would fail the pipe)
+		if [[ $(in_root "$ROOTFS" apt-cache policy "$p" 2>/dev/null) =~ Candidate:\ [0-9] ]]; then
+			PACKAGES+=("$p")
+		else
+			say "Debian $SUITE has no $p: not installed"
+		fi
+	done
+	say "installing ${PACKAGES[*]}"
+	{ in_root "$ROOTFS" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" &&
+		in_root "$ROOTFS" apt-get clean; } >>"$CACHE/$SUITE.apt.log" 2>&1 ||
 		{ tail -n 30 "$CACHE/$SUITE.apt.log"; die "apt-get install in the $SUITE root failed"; }
 	unmount_all
-	echo "${PACKAGES[*]}" >"$STAMP"
+	echo "$WANT" >"$STAMP"
 	say "root $ROOTFS ready"
 fi
 

@@ -39,6 +39,9 @@ PGresult *sql_must(PGconn *conn, const char *cmd, ...);
 double dice(unsigned seed, const char *what, long key, int try);
 bool chance(unsigned seed, const char *what, long key, int try, double p);
 
+/* DEMO_FAILURES=0: inject nothing (the throughput runs); chance() is false. */
+bool failures_off(void);
+
 /*
  * The failure we inject: SIGKILL ourselves, at once, without cleaning up --
  * like the OOM killer or a pulled plug would.

@@ -1,7 +1,14 @@
 /*
  * order-service: turns checkouts into orders and tells the cart service.
  *
- *   order-service NAME SCENARIO SHOP_CONNINFO ORDERS_CONNINFO SEED
+ *   order-service NAME SCENARIO SHOP_CONNINFO ORDERS_CONNINFO SEED [PROXY_CONNINFO]
+ *
+ * With PROXY_CONNINFO, the sharded demo: txmq and the scenario-1 orders
+ * are in partition databases, and the service reaches them through the
+ * proxy database's PL/Proxy functions (proxy.sql), routed by order id:
+ * shard.place_order (the order and its message, one transaction in the
+ * order's partition), shard.send_half, shard.commit_half and
+ * shard.rollback_half.
  *
  * SCENARIO
  *   same-db     The order store is in the shop database, next to txmq:
@@ -27,6 +34,7 @@
 static unsigned seed;
 static PGconn *shop;			/* txmq + carts (+ orders in same-db) */
 static PGconn *orders;			/* the separate order database */
+static PGconn *proxy;			/* the sharded demo's proxy database */
 
 /* What the dice decided for one checkout. */
 typedef enum
@@ -44,6 +52,8 @@ static Fate fate_of(const char *scenario, int user)
 {
 	double r = dice(seed, "checkout", user, 0);
 
+	if (failures_off())
+		return GO_OK;
 	if (strcmp(scenario, "same-db") == 0 && user == 7)
 		return GO_POISON;
 	if (r < 0.08)
@@ -118,6 +128,55 @@ static void checkout_same_db(const char *user, const char *payment,
 }
 
 /*
+ * Scenario 1, sharded: one call through the proxy, which runs the order's
+ * INSERT and its txmq.send in one transaction in the order's partition.
+ */
+static void checkout_sharded(const char *user, const char *payment,
+							 const char *items, Fate fate)
+{
+	const char *place = "SELECT part, msg_id FROM shard.place_order($1, $2, $3::jsonb, $4)";
+	PGresult *res;
+	char order_id[32];
+	char *err = NULL;
+
+	/* The id routes the order: it exists before the order does. */
+	res = sql_must(proxy, "SELECT nextval('shard.order_id_seq')", END);
+	snprintf(order_id, sizeof(order_id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	if (fate == KILL_BEFORE_LOCAL)
+	{
+		const char *params[4] = {order_id, user, items, payment};
+
+		/* The call reaches the proxy, then we die while it runs. */
+		if (!PQsendQueryParams(proxy, place, 4, NULL, params, NULL, NULL, 0) ||
+			PQflush(proxy) != 0)
+			say("cannot send place_order: %s", PQerrorMessage(proxy));
+		crash_now("while place_order(%s) runs in its partition: the order and "
+				  "its message commit both or neither", order_id);
+	}
+	res = sql_try(proxy, &err, place, order_id, user, items, payment, END);
+	if (res == NULL)
+	{
+		say("user %s: order %s failed (%s): its partition rolled back, its "
+			"message is gone too", user, order_id, err);
+		record_outcome(shop, user, "declined", NULL);
+		free(err);
+		return;
+	}
+	say_verbose("order %s committed with its message %s in partition %s",
+				order_id, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+	PQclear(res);
+	record_outcome(shop, user, "ordered", order_id);
+	if (fate == GO_POISON)
+		say("order %s sent by the old mobile app: items is a string, not a "
+			"list (poison message)", order_id);
+	if (fate == KILL_AFTER_LOCAL)
+		crash_now("just after place_order(%s): order and message exist, "
+				  "nothing to repair", order_id);
+}
+
+/*
  * Scenario 2: the order store is another database.  Half message first,
  * then the order, then the verdict on the half message.
  */
@@ -126,7 +185,7 @@ static void checkout_half(const char *user, const char *payment,
 {
 	const char *topic = use_xid ? "orders_xid" : "orders_remote";
 	PGresult *res;
-	char order_id[32], msg_id[32], xid[32] = "", payload[1024];
+	char order_id[32], msg_id[32], part[16] = "0", xid[32] = "", payload[1024];
 	char *err = NULL;
 	bool ok;
 
@@ -156,17 +215,35 @@ static void checkout_half(const char *user, const char *payment,
 			 order_id, user, items);
 
 	/* 1. The half message: stored, invisible to the cart service. */
-	PQclear(sql_must(shop, "BEGIN", END));
-	res = sql_must(shop,
-				   "SELECT txmq.send_half($1, $2::jsonb, key => $3, "
-				   "  producer_group => 'order-service', local_xid => $4::xid8)",
-				   topic, payload, user, use_xid ? xid : NULL, END);
-	snprintf(msg_id, sizeof(msg_id), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	PQclear(sql_must(shop,
-					 "INSERT INTO demo.half_log (msg_id, topic, order_id, user_id) "
-					 "VALUES ($1, $2, $3, $4)", msg_id, topic, order_id, user, END));
-	PQclear(sql_must(shop, "COMMIT", END));
+	if (proxy)
+	{
+		/* in the partition of the order id (not in one transaction with
+		 * the half_log row, as unsharded: the proxy commits each call) */
+		res = sql_must(proxy,
+					   "SELECT part, msg_id FROM shard.send_half($1, $2, $3::jsonb, $4, $5::xid8)",
+					   order_id, topic, payload, user, use_xid ? xid : NULL, END);
+		snprintf(part, sizeof(part), "%s", PQgetvalue(res, 0, 0));
+		snprintf(msg_id, sizeof(msg_id), "%s", PQgetvalue(res, 0, 1));
+		PQclear(res);
+		PQclear(sql_must(shop,
+						 "INSERT INTO demo.half_log (part, msg_id, topic, order_id, user_id) "
+						 "VALUES ($1, $2, $3, $4, $5)",
+						 part, msg_id, topic, order_id, user, END));
+	}
+	else
+	{
+		PQclear(sql_must(shop, "BEGIN", END));
+		res = sql_must(shop,
+					   "SELECT txmq.send_half($1, $2::jsonb, key => $3, "
+					   "  producer_group => 'order-service', local_xid => $4::xid8)",
+					   topic, payload, user, use_xid ? xid : NULL, END);
+		snprintf(msg_id, sizeof(msg_id), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		PQclear(sql_must(shop,
+						 "INSERT INTO demo.half_log (msg_id, topic, order_id, user_id) "
+						 "VALUES ($1, $2, $3, $4)", msg_id, topic, order_id, user, END));
+		PQclear(sql_must(shop, "COMMIT", END));
+	}
 
 	if (fate == KILL_BEFORE_LOCAL)
 		crash_now("after send_half (message %s), before order %s commits: "
@@ -198,23 +275,45 @@ static void checkout_half(const char *user, const char *payment,
 		crash_now("order %s failed (%s), rollback_half(%s) never sent: "
 				  "check-back must roll it back", order_id, err, msg_id);
 
-	PQclear(sql_must(shop, "BEGIN", END));
-	res = sql_try(shop, NULL,
-				  ok ? "SELECT txmq.commit_half($1)" : "SELECT txmq.rollback_half($1)",
-				  msg_id, END);
-	if (res == NULL)
+	if (proxy)
 	{
-		/* e.g. check-back decided the other way: must never happen */
-		PQclear(sql_must(shop, "ROLLBACK", END));
-		say("ERROR: %s of message %s failed: %s",
-			ok ? "commit_half" : "rollback_half", msg_id, PQerrorMessage(shop));
-		exit(1);
+		/* routed by the order id to the partition that holds msg_id */
+		res = sql_try(proxy, NULL,
+					  ok ? "SELECT shard.commit_half($1, $2)"
+					  : "SELECT shard.rollback_half($1, $2)",
+					  order_id, msg_id, END);
+		if (res == NULL)
+		{
+			say("ERROR: %s of message %s in partition %s failed: %s",
+				ok ? "commit_half" : "rollback_half", msg_id, part,
+				PQerrorMessage(proxy));
+			exit(1);
+		}
+		PQclear(res);
+		PQclear(sql_must(shop, "UPDATE demo.half_log SET resolved_by = $3 "
+						 "WHERE part = $1 AND msg_id = $2", part, msg_id,
+						 ok ? "producer: commit" : "producer: rollback", END));
 	}
-	PQclear(res);
-	PQclear(sql_must(shop, "UPDATE demo.half_log SET resolved_by = $2 "
-					 "WHERE msg_id = $1", msg_id,
-					 ok ? "producer: commit" : "producer: rollback", END));
-	PQclear(sql_must(shop, "COMMIT", END));
+	else
+	{
+		PQclear(sql_must(shop, "BEGIN", END));
+		res = sql_try(shop, NULL,
+					  ok ? "SELECT txmq.commit_half($1)" : "SELECT txmq.rollback_half($1)",
+					  msg_id, END);
+		if (res == NULL)
+		{
+			/* e.g. check-back decided the other way: must never happen */
+			PQclear(sql_must(shop, "ROLLBACK", END));
+			say("ERROR: %s of message %s failed: %s",
+				ok ? "commit_half" : "rollback_half", msg_id, PQerrorMessage(shop));
+			exit(1);
+		}
+		PQclear(res);
+		PQclear(sql_must(shop, "UPDATE demo.half_log SET resolved_by = $2 "
+						 "WHERE part = 0 AND msg_id = $1", msg_id,
+						 ok ? "producer: commit" : "producer: rollback", END));
+		PQclear(sql_must(shop, "COMMIT", END));
+	}
 
 	if (ok)
 		say_verbose("order %s committed, message %s committed", order_id, msg_id);
@@ -232,10 +331,10 @@ int main(int argc, char **argv)
 	const char *scenario;
 	PGresult *res;
 
-	if (argc != 6)
+	if (argc != 6 && argc != 7)
 	{
 		fprintf(stderr, "usage: %s NAME same-db|half-check|half-xid "
-				"SHOP_CONNINFO ORDERS_CONNINFO SEED\n", argv[0]);
+				"SHOP_CONNINFO ORDERS_CONNINFO SEED [PROXY_CONNINFO]\n", argv[0]);
 		return 2;
 	}
 	me = argv[1];
@@ -244,6 +343,8 @@ int main(int argc, char **argv)
 	shop = db_connect(argv[3]);
 	if (strcmp(scenario, "same-db") != 0)
 		orders = db_connect(argv[4]);
+	if (argc == 7)
+		proxy = db_connect(argv[6]);
 
 	for (;;)
 	{
@@ -276,7 +377,9 @@ int main(int argc, char **argv)
 				 PQgetvalue(res, 0, fate == GO_POISON ? 1 : 0));
 		PQclear(res);
 
-		if (strcmp(scenario, "same-db") == 0)
+		if (strcmp(scenario, "same-db") == 0 && proxy)
+			checkout_sharded(user, payment, items, fate);
+		else if (strcmp(scenario, "same-db") == 0)
 			checkout_same_db(user, payment, items, fate);
 		else
 			checkout_half(user, payment, items, fate,
@@ -286,5 +389,7 @@ int main(int argc, char **argv)
 	PQfinish(shop);
 	if (orders)
 		PQfinish(orders);
+	if (proxy)
+		PQfinish(proxy);
 	return 0;
 }

@@ -1,6 +1,9 @@
 -- report.sql: what happened, and are the order stores and the cart store
 -- consistent?  Run as a superuser in the shop database:
---   psql -d shop -v orders_conn='dbname=orders ...' -v scenarios="'same-db', ..." -f report.sql
+--   psql -d shop -v orders_conn='dbname=orders ...' -v scenarios="'same-db', ..." \
+--        -v queue_conns='{"dbname=shop ...", ...}' -v sharded=false -f report.sql
+-- queue_conns: the databases holding txmq and the scenario-1 orders, the
+-- shop itself or (sharded) every partition, in partition order.
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = warning;
@@ -10,24 +13,46 @@ VALUES ('same-db', 'orders', 1), ('half-check', 'orders_remote', 2),
 	   ('half-xid', 'orders_xid', 3);
 DELETE FROM scenario WHERE name NOT IN (:scenarios);
 
--- Every order, from both order stores.
+CREATE TEMP TABLE queue_db AS
+SELECT (n - 1)::int AS part, conn
+  FROM unnest(:'queue_conns'::text[]) WITH ORDINALITY AS u(conn, n);
+
+-- Every order, from every order store.
 CREATE TEMP TABLE all_orders AS
-SELECT order_id, user_id FROM orders.orders
+SELECT q.part, t.order_id, t.user_id
+  FROM queue_db q,
+	   dblink(q.conn, 'SELECT order_id, user_id FROM orders.orders')
+	AS t(order_id bigint, user_id int)
 UNION ALL
-SELECT * FROM dblink(:'orders_conn', 'SELECT order_id, user_id FROM orders')
+SELECT NULL, * FROM dblink(:'orders_conn', 'SELECT order_id, user_id FROM orders')
 	AS t(order_id bigint, user_id int);
 
 -- The dead-letter queues.
 CREATE TEMP TABLE parked AS
-SELECT s.name AS scenario, d.msg_id, (d.payload ->> 'order_id')::bigint AS order_id,
+SELECT s.name AS scenario, q.part, d.msg_id, (d.payload ->> 'order_id')::bigint AS order_id,
 	   d.attempts, d.last_error
-  FROM scenario s, txmq.dead_letters(s.topic, 'cart') AS d;
+  FROM queue_db q,
+	   dblink(q.conn, $$SELECT t, d.msg_id, d.payload, d.attempts, d.last_error
+						   FROM unnest(ARRAY['orders', 'orders_remote', 'orders_xid']) AS t,
+								txmq.dead_letters(t, 'cart') AS d$$)
+	AS d(topic text, msg_id bigint, payload jsonb, attempts int, last_error text)
+  JOIN scenario s ON s.topic = d.topic;
 
--- txmq's own counters.
+-- txmq's own counters, per partition and summed.
+CREATE TEMP TABLE part_counters AS
+SELECT s.name AS scenario, q.part, st.*
+  FROM queue_db q,
+	   dblink(q.conn, $$SELECT topic, sent, checks, checks_commit, checks_rollback,
+								checks_unknown, half_pending
+						   FROM txmq.stats WHERE subscription = 'cart'$$)
+	AS st(topic text, sent bigint, checks bigint, checks_commit bigint,
+		  checks_rollback bigint, checks_unknown bigint, half_pending bigint)
+  JOIN scenario s ON s.topic = st.topic;
 CREATE TEMP TABLE counters AS
-SELECT s.name AS scenario, st.sent, st.checks, st.checks_commit,
-	   st.checks_rollback, st.checks_unknown, st.half_pending AS half_unresolved
-  FROM scenario s JOIN txmq.stats st ON st.topic = s.topic AND st.subscription = 'cart';
+SELECT scenario, sum(sent) AS sent, sum(checks) AS checks,
+	   sum(checks_commit) AS checks_commit, sum(checks_rollback) AS checks_rollback,
+	   sum(checks_unknown) AS checks_unknown, sum(half_pending) AS half_unresolved
+  FROM part_counters GROUP BY scenario;
 
 -- Per checkout: did it become an order, what is left of the cart.
 CREATE TEMP TABLE checkout AS
@@ -40,10 +65,10 @@ SELECT c.scenario, c.user_id, c.lines, c.outcome, o.order_id,
 
 -- Per message the cart service handled: how often it came.
 CREATE TEMP TABLE handled AS
-SELECT s.name AS scenario, d.msg_id, max(d.attempt) AS attempts,
+SELECT s.name AS scenario, d.part, d.msg_id, max(d.attempt) AS attempts,
 	   count(*) FILTER (WHERE d.lines_removed = 0) AS found_nothing
   FROM cart.deliveries d JOIN scenario s ON s.topic = d.topic
- GROUP BY 1, 2;
+ GROUP BY 1, 2, 3;
 
 CREATE TEMP TABLE half AS
 SELECT s.name AS scenario, h.resolved_by,
@@ -115,7 +140,24 @@ SELECT metric AS " ",
   FROM cells GROUP BY ord, metric ORDER BY ord;
 
 \echo '=== dead-letter queues (txmq.dead_letters): parked for a person'
+\if :sharded
+SELECT scenario, part, msg_id, order_id, attempts, last_error FROM parked ORDER BY 1, 2, 3;
+
+\echo '=== partitions: messages sent and handled in each, and by which cart service'
+SELECT c.part AS partition, c.scenario,
+	   c.sent AS "sent (txmq.stats)",
+	   (SELECT count(*) FROM handled h WHERE h.part = c.part AND h.scenario = c.scenario)
+		   AS handled,
+	   (SELECT string_agg(consumer || ' ' || n, ', ' ORDER BY consumer)
+		  FROM (SELECT d.consumer, count(*) AS n
+				  FROM cart.deliveries d JOIN scenario s ON s.topic = d.topic
+				 WHERE d.part = c.part AND s.name = c.scenario
+				 GROUP BY 1) AS x) AS "deliveries by consumer"
+  FROM part_counters c JOIN scenario s ON s.name = c.scenario
+ ORDER BY s.ord, c.part;
+\else
 SELECT scenario, msg_id, order_id, attempts, last_error FROM parked ORDER BY 1, 2;
+\endif
 
 -- The invariants.
 CREATE TEMP TABLE inconsistency AS

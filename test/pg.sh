@@ -39,9 +39,12 @@ export PG PG_CONFIG
 # pg_native: true if this machine has the server, or its package manager
 # can install it.
 pg_native() {
-	command -v "$PG_CONFIG" >/dev/null ||
-		apt-cache policy "postgresql-server-dev-$PG" 2>/dev/null |
-		grep -q '^ *Candidate: [0-9]'
+	command -v "$PG_CONFIG" >/dev/null && return 0
+	# captured, not piped into grep -q: under pipefail, grep quitting at
+	# the first match could make apt-cache die of SIGPIPE and the test fail
+	local policy
+	policy=$(apt-cache policy "postgresql-server-dev-$PG" 2>/dev/null)
+	grep -q '^ *Candidate: [0-9]' <<<"$policy"
 }
 
 # pg_chroot_unless_native COMMAND...: on a server this machine cannot have,

@@ -18,6 +18,11 @@
 #   tmux                     a terminal for txmqctl top's TAP test
 #   prometheus-postgres-exporter  the exporter that the Prometheus queries
 #                            file's TAP test runs
+#   postgresql-N-auto-failover, pg-auto-failover-cli  pg_auto_failover, for
+#                            the automatic failover TAP test; installed
+#                            where the package sources have them (Debian
+#                            ships them for 15 and 17), else skipped with a
+#                            line that says so, and that test skips
 #
 # `test/bootstrap.sh PACKAGE...` installs those instead, the same way
 # (`make deb`'s build dependencies).
@@ -25,18 +30,31 @@ set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
+OPTIONAL=()
 if [ $# -gt 0 ]; then
 	PACKAGES=("$@")
 else
 	PACKAGES=(make gcc perl libipc-run-perl tmux prometheus-postgres-exporter
 		"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
+	OPTIONAL=("postgresql-$PG-auto-failover" pg-auto-failover-cli)
 fi
+
+installed() {
+	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q '^install ok installed$'; then
+	installed "$p" || missing+=("$p")
+done
+# An optional package is installed if the package sources know it.
+for p in "${OPTIONAL[@]}"; do
+	installed "$p" && continue
+	# (grep -q would end apt-cache early: pipefail)
+	if apt-cache policy "$p" 2>/dev/null | grep -Ec '^ +Candidate: [^(]' >/dev/null; then
 		missing+=("$p")
+	else
+		echo "bootstrap: $p is not in this machine's package sources; not installed"
 	fi
 done
 

@@ -16,7 +16,8 @@
 #
 # Environment: TXMQ_CHROOT_CACHE; TXMQ_CHROOT_MIRROR overrides the mirror;
 # TXMQ_CHROOT_PACKAGES replaces the list of packages the root gets (the
-# package test's clean root, test/deb-check.sh); TXMQ_CHROOT_RESULTS names a
+# package test's clean root, test/deb-check.sh; it then gets none of the
+# optional packages either); TXMQ_CHROOT_RESULTS names a
 # directory of the checkout that is copied back from the root's copy when
 # COMMAND ends (`make deb`'s build/deb); TXMQ_*, DEMO_*, BENCH_* and
 # PG_TEST_* variables are passed into the root.
@@ -43,12 +44,16 @@ ROOTFS=$CACHE/$SUITE
 
 # What the suite, the demo and the build need in the root (test/bootstrap.sh
 # and examples/run-demo.sh would install them otherwise, on every run).
+OPTIONAL=()
 if [ -n "${TXMQ_CHROOT_PACKAGES:-}" ]; then
 	read -ra PACKAGES <<<"$TXMQ_CHROOT_PACKAGES"
 else
 	PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
 		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
 		prometheus-postgres-exporter)
+	# Installed where the release has them, skipped where it does not: the
+	# auto-failover test (test/t/141_auto_failover.pl) skips without them.
+	OPTIONAL=(postgresql-$MAJOR-auto-failover pg-auto-failover-cli)
 fi
 
 # The mirror of the host's Debian archive: the URI of the apt source that
@@ -160,7 +165,8 @@ if [ ! -d "$ROOTFS" ]; then
 	mv "$ROOTFS.new" "$ROOTFS"
 fi
 STAMP=$ROOTFS/var/lib/txmq-test-packages
-if [ "$(cat "$STAMP" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
+WANTED="${PACKAGES[*]}${OPTIONAL[*]:+ optional: ${OPTIONAL[*]}}"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANTED" ]; then
 	cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 	# The host's way to reach the mirror: its proxy, and whether it accepts
 	# the Release files of a mirror that serves a frozen snapshot.
@@ -177,11 +183,27 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
 	say "installing ${PACKAGES[*]}"
 	{ in_root "$ROOTFS" dpkg --configure -a &&
 		in_root "$ROOTFS" apt-get update -q &&
-		in_root "$ROOTFS" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" &&
-		in_root "$ROOTFS" apt-get clean; } >"$CACHE/$SUITE.apt.log" 2>&1 ||
+		in_root "$ROOTFS" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; } \
+		>"$CACHE/$SUITE.apt.log" 2>&1 ||
 		{ tail -n 30 "$CACHE/$SUITE.apt.log"; die "apt-get install in the $SUITE root failed"; }
+	have=()
+	for p in "${OPTIONAL[@]}"; do
+		# (grep -q would end apt-cache early: pipefail)
+		if in_root "$ROOTFS" apt-cache policy "$p" 2>/dev/null |
+				grep -Ec '^ +Candidate: [^(]' >/dev/null; then
+			have+=("$p")
+		else
+			say "$p: not in Debian $SUITE, not installed"
+		fi
+	done
+	if [ "${#have[@]}" -gt 0 ]; then
+		in_root "$ROOTFS" apt-get install -y -q --no-install-recommends "${have[@]}" \
+			>>"$CACHE/$SUITE.apt.log" 2>&1 ||
+			{ tail -n 30 "$CACHE/$SUITE.apt.log"; die "apt-get install ${have[*]} in the $SUITE root failed"; }
+	fi
+	in_root "$ROOTFS" apt-get clean >>"$CACHE/$SUITE.apt.log" 2>&1 || true
 	unmount_all
-	echo "${PACKAGES[*]}" >"$STAMP"
+	echo "$WANTED" >"$STAMP"
 	say "root $ROOTFS ready"
 fi
 

@@ -170,11 +170,14 @@ sub poll_at
 }
 
 # the monitor: fast health checks, so that a dead node is noticed in
-# seconds (defaults: 5 s checks, 20 s before a node is unhealthy)
+# seconds (defaults: 5 s checks, 20 s before a node is unhealthy), and a
+# short wait for a dead primary to demote itself before the standby takes
+# writes (default 30 s: the standby is promoted at once, but read-only
+# until then)
 initdb('mon', join('', map { "pgautofailover.$_\n" }
 	'health_check_period = 1000', 'health_check_timeout = 1000',
 	'health_check_max_retries = 1', 'health_check_retry_delay = 500',
-	'node_considered_unhealthy_timeout = 3000'));
+	'node_considered_unhealthy_timeout = 3000', 'primary_demote_timeout = 3000'));
 my $t_setup = time;
 my ($ok, $out, $err) = autoctl('create', 'monitor', '--pgdata', "$base/mon",
 	'--pgport', $port{mon}, '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl');
@@ -552,23 +555,28 @@ ok($stopped, 'the producer stopped');
 ok( poll_at($final, q{SELECT sum(ready + delayed + in_flight) FROM txmq.stats
 		WHERE topic = 'fo'}, '0', 60),
 	'both subscriptions drained on the final primary');
+is(sql_at($final, q{SELECT sum(dead) FROM txmq.stats WHERE topic = 'fo'}), '0',
+	'no dead letters');
 my @acked = acked_ps();
 sql_at($final, 'CREATE TABLE acked (p bigint PRIMARY KEY); INSERT INTO acked VALUES ('
 	  . join('), (', @acked) . ')');
 my @lease_lines = lines_of('lease');
 {
 	# lease mode: the consumer's own record, in order
-	my (%acked_at, @redelivered, %acks);
+	my (%acked_at, @redelivered, %acks, %got);
 	for my $i (0 .. $#lease_lines)
 	{
 		if ($lease_lines[$i] =~ /^acked (\d+) true$/) { $acks{$1}++; $acked_at{$1} //= $i; }
 		elsif ($lease_lines[$i] =~ /^got (\d+) /)
 		{
+			$got{$1}++;
 			push @redelivered, $1 if defined $acked_at{$1};
 		}
 	}
-	my $values = join('), (', map { "$_, $acks{$_}" } keys %acks) || 'NULL, NULL';
-	sql_at($final, "CREATE TABLE lease_acked (msg_id bigint, n int); INSERT INTO lease_acked VALUES ($values)");
+	my $values = join('), (', map { "$_, $got{$_}, " . ($acks{$_} // 0) } keys %got)
+	  || 'NULL, NULL, NULL';
+	sql_at($final, "CREATE TABLE lease_got (msg_id bigint, got int, acked int);
+		INSERT INTO lease_got VALUES ($values)");
 	is(scalar(@redelivered), 0, 'lease mode: no message delivered again after its ack was acknowledged')
 	  or diag("redelivered after ack: @redelivered[0 .. ($#redelivered < 9 ? $#redelivered : 9)]");
 }
@@ -576,25 +584,26 @@ my @lease_lines = lines_of('lease');
 for my $r (1, 2)
 {
 	my ($from, $to) = ($in_round[ $r - 1 ][1], $in_round[$r][1]);
-	my ($lost_tx, $dup_tx, $lost_lease, $dup_lease) = split /\|/, sql_at($final, qq{
+	my ($lost_tx, $dup_tx, $lost_lease, $dup_lease, $unknown) = split /\|/, sql_at($final, qq{
 		WITH a AS (SELECT s.msg_id, a.p FROM acked a JOIN sent s USING (p)
 				   WHERE a.p > $from AND a.p <= $to)
 		SELECT (SELECT count(*) FROM acked a WHERE a.p > $from AND a.p <= $to
 				  AND NOT EXISTS (SELECT FROM consumed c WHERE c.p = a.p)),
 			   (SELECT count(*) FROM (SELECT c.msg_id FROM consumed c JOIN a USING (msg_id)
 									  GROUP BY 1 HAVING count(*) > 1) d),
-			   (SELECT count(*) FROM a WHERE NOT EXISTS (SELECT FROM lease_acked l WHERE l.msg_id = a.msg_id)),
-			   (SELECT count(*) FROM a JOIN lease_acked l USING (msg_id) WHERE l.n > 1)
+			   (SELECT count(*) FROM a WHERE NOT EXISTS (SELECT FROM lease_got l WHERE l.msg_id = a.msg_id)),
+			   (SELECT count(*) FROM a JOIN lease_got l USING (msg_id) WHERE l.acked > 1),
+			   (SELECT count(*) FROM a JOIN lease_got l USING (msg_id) WHERE l.acked = 0)
 	});
 	my $kind = $r == 1 ? 'SIGKILL' : 'perform failover';
 	is($lost_tx, '0', "round $r ($kind): every acknowledged send delivered (transactional mode)");
 	is($dup_tx, '0', "round $r ($kind): none delivered twice (transactional mode)");
-	is($lost_lease, '0', "round $r ($kind): every acknowledged send acked (lease mode)");
+	is($lost_lease, '0', "round $r ($kind): every acknowledged send delivered (lease mode)");
 	is($dup_lease, '0', "round $r ($kind): none acked twice (lease mode)");
 	diag(sprintf("measured: round %d (%s): %d sends acknowledged, lost %s / duplicated %s "
-		  . "(transactional), lost %s / acked twice %s (lease); "
+		  . "(transactional), lost %s / acked twice %s (lease; %s whose ack got no answer); "
 		  . "read-write after %.1f s, first delivery after %.1f s",
-		$r, $kind, $to - $from, $lost_tx, $dup_tx, $lost_lease, $dup_lease,
+		$r, $kind, $to - $from, $lost_tx, $dup_tx, $lost_lease, $dup_lease, $unknown,
 		@{ $figure{$r} }));
 }
 is( sql_at($final, q{SELECT count(*) FROM consumed c

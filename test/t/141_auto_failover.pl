@@ -467,6 +467,7 @@ for my $round (1, 2)
 
 	# ---- the failover ----
 	my $t0 = time;
+	my ($perform, $fout, $ferr) = (undef, '', '');
 	if ($round == 1)
 	{
 		kill 'KILL', -$group{$old};
@@ -475,13 +476,19 @@ for my $round (1, 2)
 	}
 	else
 	{
-		my ($fok, $fout, $ferr) = autoctl('perform', 'failover', '--pgdata', "$base/mon",
-			'--wait', '90');
-		ok($fok, 'pg_autoctl perform failover') or diag($ferr);
+		local @ENV{ keys %env } = values %env;
+		$perform = IPC::Run::start(
+			[ 'pg_autoctl', 'perform', 'failover', '--pgdata', "$base/mon", '--wait', '90' ],
+			'>', \$fout, '2>', \$ferr);
 	}
-	ok(poll_at($new, q{SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'}, 't', 90),
+	ok( poll_at($new, q{SELECT NOT pg_is_in_recovery()
+			AND current_setting('transaction_read_only') = 'off'}, 't', 90),
 		"round $round: $new is the primary");
 	my $t_promoted = time - $t0;
+	if ($perform)
+	{
+		ok($perform->finish, 'pg_autoctl perform failover') or diag($ferr);
+	}
 	eval { $_->{h}->kill_kill } for $local1, $local2, $open;    # their server is gone
 
 	# the first message delivered by the new primary
@@ -491,9 +498,6 @@ for my $round (1, 2)
 	my $first = sql_at($new, sprintf(q{SELECT extract(epoch FROM min(at)) - %.3f
 		FROM consumed WHERE port = %d AND at > to_timestamp(%.3f)}, $t0, $port{$new}, $t0));
 	$figure{$round} = [ $t_promoted, $first ];
-	diag(sprintf("measured: round %d (%s): %s read-write after %.1f s, "
-		  . "first message delivered by it %.1f s after the failover began",
-		$round, $kind, $new, $t_promoted, $first));
 
 	# the half messages: the producer of H_x2 commits its prepared local
 	# transaction on the new primary, the order service's round is released
@@ -602,7 +606,7 @@ for my $r (1, 2)
 	is($dup_lease, '0', "round $r ($kind): none acked twice (lease mode)");
 	diag(sprintf("measured: round %d (%s): %d sends acknowledged, lost %s / duplicated %s "
 		  . "(transactional), lost %s / acked twice %s (lease; %s whose ack got no answer); "
-		  . "read-write after %.1f s, first delivery after %.1f s",
+		  . "new primary read-write %.1f s, first delivery by it %.1f s after the failover began",
 		$r, $kind, $to - $from, $lost_tx, $dup_tx, $lost_lease, $dup_lease, $unknown,
 		@{ $figure{$r} }));
 }

@@ -19,10 +19,12 @@
 #   prometheus-postgres-exporter  the exporter that the Prometheus queries
 #                            file's TAP test runs
 #   postgresql-N-auto-failover, pg-auto-failover-cli  pg_auto_failover, for
-#                            the automatic failover TAP test; installed
-#                            where the package sources have them (Debian
-#                            ships them for 15 and 17), else skipped with a
-#                            line that says so, and that test skips
+#                            the automatic failover TAP test
+#                            (test/t/072_auto_failover.pl); installed where
+#                            the package sources have them (Debian 12, 13
+#                            and unstable do, for 15, 17 and 18), else left
+#                            out with a line that says so, and that test
+#                            skips
 #
 # `test/bootstrap.sh PACKAGE...` installs those instead, the same way
 # (`make deb`'s build dependencies).

@@ -52,7 +52,7 @@ else
 		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
 		prometheus-postgres-exporter)
 	# Installed where the release has them, skipped where it does not: the
-	# auto-failover test (test/t/141_auto_failover.pl) skips without them.
+	# auto-failover test (test/t/072_auto_failover.pl) skips without them.
 	OPTIONAL=(postgresql-$MAJOR-auto-failover pg-auto-failover-cli)
 fi
 

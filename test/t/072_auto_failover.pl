@@ -543,6 +543,10 @@ for my $round (1, 2)
 	is(txmq_backends($old), '0', "round $round: the new standby $old runs no txmq worker");
 	is(sql_at($old, q{SELECT bool_or(worker_running) FROM txmq.stats WHERE topic = 'fo'}), 'f',
 		"round $round: txmq.stats on $old says no worker runs");
+	like( sql_at($old, q{SELECT count(*) FROM txmq.peek('fo', 'tx');
+			SELECT count(*) FROM txmq.half_messages();
+			SELECT count(*) FROM txmq.dead_letters('fo', 'tx');}),
+		qr/^\d+\n\d+\n0$/, "round $round: peek, half_messages and dead_letters work on $old");
 	$round_acked{$round} = scalar(acked_ps()) - $acked_before;
 }
 push @in_round, [ 3, (acked_ps())[-1] // 0 ];
@@ -625,4 +629,18 @@ is( sql_at($final, q{
 	'the committed half messages are delivered, the rolled back ones are not');
 
 open($stop, '>', "$tmp/stop.$_") && close($stop) for qw(tx lease lpw lpp);
+
+# what the clients were told when their server went away
+for my $name (qw(producer tx lease lpw lpp))
+{
+	my %seen;
+	for (split /\n/, (-e "$tmp/$name.err" ? slurp_file("$tmp/$name.err") : ''))
+	{
+		next unless /(ERROR|FATAL|WARNING|error|server closed|connection)/;
+		s/^psql:[^:]*:\d+: //;
+		s/\d+/N/g;
+		$seen{$_}++;
+	}
+	note("$name was told: " . join(' | ', map { "$_ (${seen{$_}}x)" } sort keys %seen));
+}
 done_testing();

@@ -21,6 +21,13 @@
 #   postgresql-N-plproxy     PL/Proxy, for the sharded demo; only where the
 #                            package sources have it (the test skips, saying
 #                            so, where not)
+#   postgresql-N-auto-failover, pg-auto-failover-cli  pg_auto_failover, for
+#                            the automatic failover TAP test
+#                            (test/t/072_auto_failover.pl); installed where
+#                            the package sources have them (Debian 12, 13
+#                            and unstable do, for 15, 17 and 18), else left
+#                            out with a line that says so, and that test
+#                            skips
 #
 # `test/bootstrap.sh PACKAGE...` installs those instead, the same way
 # (`make deb`'s build dependencies).
@@ -28,22 +35,31 @@ set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
+OPTIONAL=()
 if [ $# -gt 0 ]; then
 	PACKAGES=("$@")
 else
 	PACKAGES=(make gcc perl libipc-run-perl tmux prometheus-postgres-exporter
 		"postgresql-$PG" "postgresql-client-$PG" "postgresql-server-dev-$PG")
-	# (not piped into grep -q: apt-cache's SIGPIPE would fail the pipe)
-	if [[ $(apt-cache policy "postgresql-$PG-plproxy" 2>/dev/null) =~ Candidate:\ [0-9] ]]; then
-		PACKAGES+=("postgresql-$PG-plproxy")
-	fi
+	OPTIONAL=("postgresql-$PG-plproxy" "postgresql-$PG-auto-failover" pg-auto-failover-cli)
 fi
+
+installed() {
+	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q '^install ok installed$'; then
+	installed "$p" || missing+=("$p")
+done
+# An optional package is installed if the package sources know it.
+for p in "${OPTIONAL[@]}"; do
+	installed "$p" && continue
+	# (grep -q would end apt-cache early: pipefail)
+	if apt-cache policy "$p" 2>/dev/null | grep -Ec '^ +Candidate: [^(]' >/dev/null; then
 		missing+=("$p")
+	else
+		echo "bootstrap: $p is not in this machine's package sources; not installed"
 	fi
 done
 

@@ -16,7 +16,8 @@
 #
 # Environment: TXMQ_CHROOT_CACHE; TXMQ_CHROOT_MIRROR overrides the mirror;
 # TXMQ_CHROOT_PACKAGES replaces the list of packages the root gets (the
-# package test's clean root, test/deb-check.sh); TXMQ_CHROOT_RESULTS names a
+# package test's clean root, test/deb-check.sh; it then gets none of the
+# optional packages either); TXMQ_CHROOT_RESULTS names a
 # directory of the checkout that is copied back from the root's copy when
 # COMMAND ends (`make deb`'s build/deb); TXMQ_*, DEMO_*, BENCH_* and
 # PG_TEST_* variables are passed into the root.
@@ -50,9 +51,10 @@ else
 	PACKAGES=(postgresql-$MAJOR postgresql-client-$MAJOR postgresql-server-dev-$MAJOR
 		libpq-dev libipc-run-perl perl gcc make util-linux procps tmux
 		prometheus-postgres-exporter)
-	# Installed where the release has them (PL/Proxy for the sharded
-	# demo: a release without it skips that test, saying so)
-	OPTIONAL=(postgresql-$MAJOR-plproxy)
+	# Installed where the release has them, skipped where it does not: PL/Proxy
+	# for the sharded demo, pg_auto_failover for test/t/072_auto_failover.pl
+	# (each test skips, saying so, without them)
+	OPTIONAL=(postgresql-$MAJOR-plproxy postgresql-$MAJOR-auto-failover pg-auto-failover-cli)
 fi
 
 # The mirror of the host's Debian archive: the URI of the apt source that

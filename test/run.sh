@@ -313,7 +313,11 @@ run_tap_suite() {
 			TESTLOGDIR="$out/tmp_check/log" prove -I "$PGPERL" -I "$SRC/test/perl" "test/t/$t.pl"
 		rc=$?
 		if [ "$rc" -eq 0 ]; then
-			printf 'tap %-36s ... ok\n' "$t"
+			# a skip says why; figures a test measured (its `diag`
+			# lines "measured: ...") are shown
+			printf 'tap %-36s ... ok%s\n' "$t" \
+				"$(sed -n 's/^test\/t\/[^ ]* \.* skipped: \(.*\)/ (skipped: \1)/p' "$log" | head -n 1)"
+			sed -n 's/^\(\[[^]]*\]([^)]*) \)\{0,1\}# measured: /    /p' "$log"
 			PASSED=$((PASSED + 1))
 			continue
 		fi

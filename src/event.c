@@ -47,7 +47,16 @@ static const char *const event_columns[EVENT_NATTS] = {
 static void
 check_layout(Relation heap)
 {
-	txmq_check_layout(heap, "event", event_columns, EVENT_NATTS, EVENT_NATTS);
+	TupleDesc	desc = RelationGetDescr(heap);
+
+	if (desc->natts != EVENT_NATTS)
+		elog(ERROR, "txmq: table txmq.event does not have %d columns",
+			 EVENT_NATTS);
+	for (int i = 0; i < EVENT_NATTS; i++)
+		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname),
+				   event_columns[i]) != 0)
+			elog(ERROR, "txmq: column %d of table txmq.event is not \"%s\"",
+				 i + 1, event_columns[i]);
 }
 
 /* Whether the database has txmq.event: not until it is updated to 0.6. */
@@ -256,7 +265,7 @@ txmq_reclaim_events(void)
 		msg_id = DatumGetInt64(slot_getattr(slot, EVENT_MSG_ID, &isnull));
 		if (DatumGetInt32(slot_getattr(slot, EVENT_TOPIC_ID, &isnull)) != topic_id)
 		{
-			topic_id = DatumGetInt32(slot->tts_values[EVENT_TOPIC_ID - 1]);
+			topic_id = DatumGetInt32(slot_getattr(slot, EVENT_TOPIC_ID, &isnull));
 			if (sub_ids)
 				pfree(sub_ids);
 			nsubs = topic_subs(topic_id, &sub_ids);

@@ -21,31 +21,23 @@ static const char *const msg_columns[MSG_NATTS] = {
 };
 
 /*
- * The C code reads txmq tables' columns by number: table txmq.name must
- * have columns[0 .. natts-1], or its first min_natts of them (a database
- * not yet updated), or every read would return garbage.
+ * receive reads txmq.msg's columns by number: they must be the ones
+ * MSG_* names, or every receive would deliver garbage.  Before 0.4 the
+ * table ends before receipt, which receive does not read.
  */
-void
-txmq_check_layout(Relation heap, const char *name,
-				  const char *const *columns, int natts, int min_natts)
-{
-	TupleDesc	desc = RelationGetDescr(heap);
-
-	if (desc->natts < min_natts || desc->natts > natts)
-		elog(ERROR, "txmq: table txmq.%s does not have %d columns",
-			 name, natts);
-	for (int i = 0; i < desc->natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname),
-				   columns[i]) != 0)
-			elog(ERROR, "txmq: column %d of table txmq.%s is not \"%s\"",
-				 i + 1, name, columns[i]);
-}
-
-/* Before 0.4 txmq.msg ends before receipt, which receive does not read. */
 void
 txmq_msg_check_layout(Relation heap)
 {
-	txmq_check_layout(heap, "msg", msg_columns, MSG_NATTS, MSG_NATTS - 1);
+	TupleDesc	desc = RelationGetDescr(heap);
+
+	if (desc->natts != MSG_NATTS && desc->natts != MSG_NATTS - 1)
+		elog(ERROR, "txmq: table txmq.msg does not have %d columns",
+			 MSG_NATTS);
+	for (int i = 0; i < desc->natts; i++)
+		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname),
+				   msg_columns[i]) != 0)
+			elog(ERROR, "txmq: column %d of table txmq.msg is not \"%s\"",
+				 i + 1, msg_columns[i]);
 }
 
 /*

@@ -433,9 +433,6 @@ enum
 	MSG_LAST_ERROR, MSG_RECEIPT, MSG_NATTS = MSG_RECEIPT
 };
 
-extern void txmq_check_layout(Relation heap, const char *name,
-							  const char *const *columns, int natts,
-							  int min_natts);
 extern void txmq_msg_check_layout(Relation heap);
 extern bool txmq_msg_has_receipts(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,

@@ -7,7 +7,7 @@ TXMQ_TOP := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 EXTENSION = txmq
 MODULE_big = txmq
 OBJS = src/txmq.o src/shmem.o src/attempts.o src/plans.o src/scope.o src/catalog.o \
-	src/msg.o src/event.o src/held.o src/xact.o src/send.o src/receive.o src/poll.o \
+	src/msg.o src/held.o src/xact.o src/send.o src/receive.o src/poll.o \
 	src/peek.o src/half.o src/stats.o src/worker.o src/reclaim.o
 # Relative to the source directory, which PGXS prefixes when it installs
 # them: in a VPATH build (pg_buildext) make runs in a build directory.

@@ -45,7 +45,6 @@ txmq_row_desc(void)
 						   TEXTOID, -1, 0);
 		TupleDescInitEntry(desc, TXMQ_ROW_PRODUCER_GROUP, "producer_group",
 						   TEXTOID, -1, 0);
-		TupleDescInitEntry(desc, TXMQ_ROW_SHARED, "shared", BOOLOID, -1, 0);
 		MemoryContextSwitchTo(old);
 	}
 	return desc;
@@ -78,21 +77,15 @@ txmq_row_interrupted(HeapTuple row, int32 crashed, int32 attempts)
 /*
  * The received row (TXMQ_ROW_* columns) of the txmq.msg row in slot, in
  * cxt: TopTransactionContext for a receive, whose transaction keeps it
- * while it holds the message (xact.c).  A row without a payload takes
- * payload, headers and producer group from its event, in event (event.c),
- * and is marked shared.  It must outlive the row's delete, which takes
- * TOASTed values with it: those are fetched now.
+ * while it holds the message (xact.c).  It must outlive the row's delete,
+ * which takes TOASTed values with it: those are fetched now.
  */
 HeapTuple
-txmq_received_row(TupleTableSlot *slot, TupleTableSlot *event,
-				  MemoryContext cxt)
+txmq_received_row(TupleTableSlot *slot, MemoryContext cxt)
 {
-	static const int from[TXMQ_ROW_SHARED - 1] = {
+	static const int from[TXMQ_ROW_NATTS] = {
 		MSG_MSG_ID, MSG_PAYLOAD, MSG_HEADERS, MSG_KEY, MSG_ATTEMPT,
 		MSG_CREATED_AT, MSG_LAST_ERROR, MSG_PRODUCER_GROUP
-	};
-	static const int from_event[TXMQ_ROW_SHARED - 1] = {
-		0, EVENT_PAYLOAD, EVENT_HEADERS, 0, 0, 0, 0, EVENT_PRODUCER_GROUP
 	};
 	TupleDesc	desc = txmq_row_desc();
 	Datum		values[TXMQ_ROW_NATTS];
@@ -100,20 +93,15 @@ txmq_received_row(TupleTableSlot *slot, TupleTableSlot *event,
 	MemoryContext old;
 	HeapTuple	row;
 
-	for (int i = 0; i < TXMQ_ROW_SHARED - 1; i++)
+	for (int i = 0; i < TXMQ_ROW_NATTS; i++)
 	{
-		TupleTableSlot *src = event && from_event[i] ? event : slot;
-		int			col = event && from_event[i] ? from_event[i] : from[i];
-
-		values[i] = src->tts_values[col - 1];
-		nulls[i] = src->tts_isnull[col - 1];
+		values[i] = slot->tts_values[from[i] - 1];
+		nulls[i] = slot->tts_isnull[from[i] - 1];
 		if (!nulls[i] && TupleDescAttr(desc, i)->attlen == -1 &&
 			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
 			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
 															  DatumGetPointer(values[i])));
 	}
-	values[TXMQ_ROW_SHARED - 1] = BoolGetDatum(event != NULL);
-	nulls[TXMQ_ROW_SHARED - 1] = false;
 	old = MemoryContextSwitchTo(cxt);
 	row = heap_form_tuple(desc, values, nulls);
 	MemoryContextSwitchTo(old);
@@ -208,10 +196,6 @@ txmq_held_restore(const TxmqHeldRow *held, int n, bool leased,
 			cols[c][i] = row[from_row[c] - 1];
 			colnulls[c][i] = rownulls[from_row[c] - 1];
 		}
-		/* the row of a shared message names its event, and keeps no copy */
-		if (DatumGetBool(row[TXMQ_ROW_SHARED - 1]))
-			colnulls[PAYLOAD][i] = colnulls[HEADERS][i] =
-				colnulls[GROUP][i] = true;
 		cols[SUB][i] = Int32GetDatum(held[i].sub_id);
 		cols[MSG][i] = Int64GetDatum(held[i].msg_id);
 		cols[VT][i] = TimestampTzGetDatum(held[i].lease_until);

@@ -184,25 +184,6 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 	},
 
 	/*
-	 * To several subscriptions: each message's event ($9: the topic) once,
-	 * and a row without payload per subscription (event.c).  A database
-	 * not yet updated to 0.6 has no events and takes PLAN_SEND.
-	 */
-	[PLAN_SEND_SHARED] = {
-		"WITH e AS (INSERT INTO txmq.event (topic_id, msg_id, payload,"
-		"  headers, producer_group)"
-		"  SELECT $9, m.msg_id, m.payload, $5, $7"
-		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($8))"
-		"   AS m(msg_id, payload))"
-		" INSERT INTO txmq.msg (sub_id, msg_id, vt, created_at, key)"
-		" SELECT s.sub_id, m.msg_id, $3, $4, $6"
-		" FROM pg_catalog.unnest($1) AS s(sub_id),"
-		" pg_catalog.unnest($2) AS m(msg_id)",
-		9, {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		JSONBOID, TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID}
-	},
-
-	/*
 	 * When a long poll must look again.  A row not yet due was written due
 	 * later than it was created (delay, lease, backoff), so the condition
 	 * on created_at loses nothing and lets msg_due_idx answer.
@@ -314,29 +295,7 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" RETURNING vt",
 		4, {INT4OID, INT8OID, TIMESTAMPTZOID, UUIDOID}
 	},
-	/*
-	 * A leased row to the dead letters, with the payload of its event if
-	 * it has none ($5: its topic).  The _0_5 statement serves a database
-	 * not yet updated to 0.6, which has no events.
-	 */
 	[PLAN_DEAD_LETTER] = {
-		"WITH d AS (DELETE FROM txmq.msg"
-		"  WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 RETURNING *)"
-		" INSERT INTO txmq.dead_letter (" MSG_COLS ","
-		"  attempts, last_error, dead_at)"
-		" SELECT d.sub_id, d.msg_id, d.created_at,"
-		"  COALESCE(d.payload, e.payload),"
-		"  CASE WHEN d.payload IS NULL THEN e.headers ELSE d.headers END,"
-		"  d.key,"
-		"  CASE WHEN d.payload IS NULL THEN e.producer_group"
-		"   ELSE d.producer_group END,"
-		"  $3, COALESCE($4, d.last_error), pg_catalog.clock_timestamp()"
-		" FROM d LEFT JOIN txmq.event e"
-		"  ON e.topic_id" EQ "$5 AND e.msg_id" EQ "d.msg_id"
-		" ON CONFLICT (sub_id, msg_id) DO NOTHING",
-		5, {INT4OID, INT8OID, INT4OID, TEXTOID, INT4OID}
-	},
-	[PLAN_DEAD_LETTER_0_5] = {
 		"WITH d AS (DELETE FROM txmq.msg"
 		"  WHERE sub_id" EQ "$1 AND msg_id" EQ "$2 RETURNING *)"
 		" INSERT INTO txmq.dead_letter (" MSG_COLS ","
@@ -344,7 +303,7 @@ static const TxmqPlanDef plan_defs[NUM_TXMQ_PLANS] = {
 		" SELECT " MSG_COLS ", $3, COALESCE($4, last_error),"
 		"  pg_catalog.clock_timestamp() FROM d"
 		" ON CONFLICT (sub_id, msg_id) DO NOTHING",
-		5, {INT4OID, INT8OID, INT4OID, TEXTOID, INT4OID}
+		4, {INT4OID, INT8OID, INT4OID, TEXTOID}
 	},
 	/* A received (deleted) row straight to the dead letters. */
 	[PLAN_DEAD_LETTER_ROW] = {

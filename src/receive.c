@@ -69,17 +69,15 @@ static int
 dead_letter_leased(const TxmqSub *sub, int64 msg_id, int32 attempts,
 				   const char *error)
 {
-	Datum		args[5];
-	bool		nulls[5] = {false, false, false, error == NULL, false};
+	Datum		args[4];
+	bool		nulls[4] = {false, false, false, error == NULL};
 	int			n;
 
 	args[0] = Int32GetDatum(sub->sub_id);
 	args[1] = Int64GetDatum(msg_id);
 	args[2] = Int32GetDatum(attempts);
 	args[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
-	args[4] = Int32GetDatum(sub->topic.topic_id);
-	n = txmq_exec(txmq_events_exist() ? PLAN_DEAD_LETTER : PLAN_DEAD_LETTER_0_5,
-				  args, nulls, 0);
+	n = txmq_exec(PLAN_DEAD_LETTER, args, nulls, 0);
 	txmq_xact_settled_leased(sub->topic.topic_id, sub->sub_id, msg_id);
 	txmq_xact_tally(sub->topic.topic_id, sub->sub_id, CNT_DEAD_LETTERED, n);
 	return n;
@@ -101,19 +99,7 @@ typedef struct MsgScan
 	Snapshot	snapshot;
 	TupleTableSlot *slot;		/* the candidate */
 	TupleTableSlot *probe;		/* an earlier message of its key */
-	TxmqEventReader events;		/* the payloads of shared messages */
 } MsgScan;
-
-/* The received row of the candidate, in cxt (see txmq_received_row). */
-static HeapTuple
-candidate_row(MsgScan *ms, int32 topic_id, int64 msg_id, MemoryContext cxt)
-{
-	TupleTableSlot *event = NULL;
-
-	if (ms->slot->tts_isnull[MSG_PAYLOAD - 1])
-		event = txmq_event_fetch(&ms->events, topic_id, msg_id);
-	return txmq_received_row(ms->slot, event, cxt);
-}
 
 static TimestampTz
 after_ms(TimestampTz t, int64 ms)
@@ -211,7 +197,6 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 	ms.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ms.slot = table_slot_create(ms.heap, NULL);
 	ms.probe = table_slot_create(ms.heap, NULL);
-	txmq_event_reader_init(&ms.events, ms.snapshot);
 
 	scan = txmq_begin_sub_scan(ms.heap, ms.pkey, ms.snapshot, sub->sub_id,
 							   start.from_id);
@@ -254,8 +239,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 									  DatumGetInt32(values[MSG_ATTEMPT - 1])) >
 					sub->max_deliveries)
 					continue;	/* a receive would dead-letter it */
-				rows[n] = candidate_row(&ms, sub->topic.topic_id, msg_id,
-										CurrentMemoryContext);
+				rows[n] = txmq_received_row(ms.slot, CurrentMemoryContext);
 			}
 			n++;
 			continue;
@@ -264,8 +248,7 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 			continue;			/* another consumer is taking it, or no room */
 		txmq_xact_claimed(sub->sub_id, msg_id);
 
-		row = candidate_row(&ms, sub->topic.topic_id, msg_id,
-							TopTransactionContext);
+		row = txmq_received_row(ms.slot, TopTransactionContext);
 		/* never wait: a row another transaction is changing is skipped */
 		result = table_tuple_delete(ms.heap, &ms.slot->tts_tid, cid,
 									ms.snapshot, InvalidSnapshot, false,
@@ -290,7 +273,6 @@ take_ready(const TxmqSub *sub, int max, TimestampTz now, TakeMode mode,
 	index_endscan(scan);
 	if (!IsolationUsesXactSnapshot())
 		txmq_scan_advance(sub->topic.topic_id, sub->sub_id, &start, &seen);
-	txmq_event_reader_end(&ms.events);
 	ExecDropSingleTupleTableSlot(ms.probe);
 	ExecDropSingleTupleTableSlot(ms.slot);
 	UnregisterSnapshot(ms.snapshot);

@@ -10,8 +10,7 @@
  * (a minute by default); by then a fast queue has left hundreds of
  * thousands of dead index entries for each receive to step over.  So the
  * worker vacuums txmq.msg itself as soon as txmq.vacuum_threshold dead
- * tuples (plus a fifth of the live ones) have accumulated, and txmq.event,
- * whose rows the worker deletes (event.c), likewise.  The VACUUM skips the table rather than wait
+ * tuples (plus a fifth of the live ones) have accumulated.  The VACUUM skips the table rather than wait
  * when autovacuum (or anyone) is already vacuuming it.
  *
  * Expiry.  A subscription with a retention expires every message it has
@@ -46,18 +45,18 @@
 #include "utils/timestamp.h"
 
 /*
- * Vacuum txmq.name if it has enough dead tuples.  Called outside any
+ * Vacuum txmq.msg if it has enough dead tuples.  Called outside any
  * transaction; VACUUM manages its own.
  */
-static void
-vacuum_if_needed(const char *name)
+void
+txmq_reclaim_storage(void)
 {
 	Oid			relid;
 	int64		dead = 0;
 	int64		live = 0;
 
 	StartTransactionCommand();
-	relid = get_relname_relid(name, get_namespace_oid("txmq", true));
+	relid = get_relname_relid("msg", get_namespace_oid("txmq", true));
 	if (OidIsValid(relid))
 	{
 		dead = DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples,
@@ -78,21 +77,12 @@ vacuum_if_needed(const char *name)
 
 		stmt->is_vacuumcmd = true;
 		stmt->options = list_make1(makeDefElem("skip_locked", NULL, -1));
-		stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("txmq", pstrdup(name), -1),
+		stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("txmq", "msg", -1),
 													 relid, NIL));
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("txmq: vacuuming txmq.%s", name));
+		pgstat_report_activity(STATE_RUNNING, "txmq: vacuuming txmq.msg");
 		ExecVacuum(pstate, stmt, true);
 	}
 	CommitTransactionCommand();
-}
-
-/* Vacuum the tables whose rows acks and the event walk delete. */
-void
-txmq_reclaim_storage(void)
-{
-	vacuum_if_needed("msg");
-	vacuum_if_needed("event");
 }
 
 /* Messages expired per subscription and round (the round's transaction) */
@@ -122,7 +112,6 @@ expire_sub(int32 topic_id, int32 sub_id, Datum retention, TimestampTz now,
 								  RowExclusiveLock);
 	TupleTableSlot *slot = table_slot_create(heap, NULL);
 	TxmqHeldRow *rows = NULL;
-	TxmqEventReader events;
 	CommandId	cid;
 	Snapshot	snapshot;
 	IndexScanDesc scan;
@@ -131,7 +120,6 @@ expire_sub(int32 topic_id, int32 sub_id, Datum retention, TimestampTz now,
 	CommandCounterIncrement();
 	cid = GetCurrentCommandId(true);
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	txmq_event_reader_init(&events, snapshot);
 	scan = txmq_begin_sub_scan(heap, pkey, snapshot, sub_id, 0);
 	while (n < EXPIRE_BATCH &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -147,12 +135,7 @@ expire_sub(int32 topic_id, int32 sub_id, Datum retention, TimestampTz now,
 		if (DatumGetBool(values[MSG_LEASED - 1]) &&
 			DatumGetTimestampTz(values[MSG_VT - 1]) > now)
 			continue;
-		row = NULL;
-		if (dead_letter)
-			row = txmq_received_row(slot, slot->tts_isnull[MSG_PAYLOAD - 1] ?
-									txmq_event_fetch(&events, topic_id,
-													 DatumGetInt64(values[MSG_MSG_ID - 1])) :
-									NULL, CurrentMemoryContext);
+		row = dead_letter ? txmq_received_row(slot, CurrentMemoryContext) : NULL;
 		if (table_tuple_delete(heap, &slot->tts_tid, cid, snapshot,
 							   InvalidSnapshot, false, &tmfd, false) != TM_Ok)
 			continue;
@@ -165,7 +148,6 @@ expire_sub(int32 topic_id, int32 sub_id, Datum retention, TimestampTz now,
 		n++;
 	}
 	index_endscan(scan);
-	txmq_event_reader_end(&events);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	index_close(pkey, NoLock);

@@ -5,8 +5,7 @@
  *
  * A send inserts one row per subscription of the topic in the caller's
  * transaction, so it becomes visible exactly when (and if) the caller
- * commits; with several subscriptions, the payload goes once into an
- * event that their rows share (event.c).  Receivers waiting on the topic's subscriptions are woken at
+ * commits.  Receivers waiting on the topic's subscriptions are woken at
  * commit (xact.c), and NOTIFY txmq_<topic> is queued if the topic wants it:
  * at commit for messages receivable then, or by the worker when delayed
  * ones fall due (xact.c).
@@ -52,8 +51,7 @@ txmq_next_msg_ids(int n)
 }
 
 /*
- * Insert one row per subscription for each message, and one event per
- * message if there are several subscriptions (event.c); owe the
+ * Insert one row per subscription for each message and owe the
  * subscriptions a wakeup; returns the number of rows.  Used by send,
  * send_batch and commit_half, within txmq_scope_enter.
  */
@@ -64,15 +62,14 @@ txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
 {
 	int32	   *subs;
 	int			nsubs = txmq_topic_subscriptions(topic, &subs);
-	Datum		args[9];
-	bool		nulls[9] = {0};
+	Datum		args[8];
+	bool		nulls[8] = {0};
 
 	args[2] = TimestampTzGetDatum(vt);
 	args[3] = TimestampTzGetDatum(created_at);
 	args[4] = headers;
 	args[5] = key;
 	args[6] = producer_group;
-	args[8] = Int32GetDatum(topic->topic_id);
 	nulls[4] = argnulls[0];
 	nulls[5] = argnulls[1];
 	nulls[6] = argnulls[2];
@@ -99,8 +96,7 @@ txmq_deliver(const TxmqTopic *topic, int64 *ids, Datum *payloads, int n,
 												  TYPALIGN_DOUBLE));
 		args[7] = PointerGetDatum(construct_array(payloads, n, JSONBOID, -1,
 												  false, TYPALIGN_INT));
-		txmq_exec(nsubs > 1 && txmq_events_exist() ? PLAN_SEND_SHARED : PLAN_SEND,
-				  args, nulls, 0);
+		txmq_exec(PLAN_SEND, args, nulls, 0);
 	}
 
 	/* a delayed message needs only one waiter to note its due time */

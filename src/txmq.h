@@ -115,7 +115,6 @@ typedef enum TxmqPlanId
 	PLAN_TOPIC_SUBS,
 	PLAN_SEND_ONE,
 	PLAN_SEND,
-	PLAN_SEND_SHARED,
 	PLAN_NEXT_DUE,
 	PLAN_NOTIFY_DUE,
 	PLAN_TOPICS,
@@ -129,7 +128,6 @@ typedef enum TxmqPlanId
 	PLAN_EXTEND,
 	PLAN_EXTEND_RECEIPT,
 	PLAN_DEAD_LETTER,
-	PLAN_DEAD_LETTER_0_5,
 	PLAN_DEAD_LETTER_ROW,
 	PLAN_DEAD_LETTERS,
 	PLAN_REDRIVE,
@@ -354,8 +352,7 @@ extern bool txmq_attempts_usage(TxmqUsage *usage);
 #define TXMQ_ROW_CREATED_AT 6
 #define TXMQ_ROW_LAST_ERROR 7
 #define TXMQ_ROW_PRODUCER_GROUP 8
-#define TXMQ_ROW_SHARED 9		/* the payload is in txmq.event (event.c) */
-#define TXMQ_ROW_NATTS 9
+#define TXMQ_ROW_NATTS 8
 
 /* ---- held.c: the rows of messages a transaction holds ---- */
 typedef struct TxmqHeldRow
@@ -369,8 +366,7 @@ typedef struct TxmqHeldRow
 } TxmqHeldRow;
 
 extern TupleDesc txmq_row_desc(void);
-extern HeapTuple txmq_received_row(TupleTableSlot *slot,
-								   TupleTableSlot *event, MemoryContext cxt);
+extern HeapTuple txmq_received_row(TupleTableSlot *slot, MemoryContext cxt);
 extern HeapTuple txmq_row_interrupted(HeapTuple row, int32 crashed,
 									  int32 attempts);
 extern void txmq_held_dead_letter(const TxmqHeldRow *held, int32 attempts,
@@ -438,32 +434,6 @@ extern bool txmq_msg_has_receipts(void);
 extern IndexScanDesc txmq_begin_sub_scan(Relation heap, Relation pkey,
 										 Snapshot snapshot, int32 sub_id,
 										 int64 from_id);
-
-/* ---- event.c: txmq.event, the payloads subscriptions share ---- */
-
-/* txmq.event's columns, in table order */
-enum
-{
-	EVENT_TOPIC_ID = 1, EVENT_MSG_ID, EVENT_PAYLOAD, EVENT_HEADERS,
-	EVENT_PRODUCER_GROUP, EVENT_NATTS = EVENT_PRODUCER_GROUP
-};
-
-typedef struct TxmqEventReader
-{
-	Relation	heap;			/* NULL until the first fetch */
-	Relation	pkey;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	Snapshot	snapshot;
-} TxmqEventReader;
-
-extern bool txmq_events_exist(void);
-extern void txmq_event_reader_init(TxmqEventReader *reader,
-								   Snapshot snapshot);
-extern TupleTableSlot *txmq_event_fetch(TxmqEventReader *reader,
-										int32 topic_id, int64 msg_id);
-extern void txmq_event_reader_end(TxmqEventReader *reader);
-extern bool txmq_reclaim_events(void);
 
 /* ---- receive.c, for the long polls of poll.c and for peek.c ---- */
 extern int	txmq_arg_max_messages(FunctionCallInfo fcinfo, int argno);

@@ -536,7 +536,6 @@ worker_round(void)
 	TimestampTz now;
 	TimestampTz next_due;
 	bool		more_expired;
-	bool		more_events;
 	int			n;
 
 	begin_xact("txmq: looking for due half messages");
@@ -547,7 +546,6 @@ worker_round(void)
 	txmq_dedup_reclaim(now);
 	txmq_reap_dropped(now);
 	more_expired = txmq_expire(now);
-	more_events = txmq_reclaim_events();
 	txmq_attempts_sweep();
 	refresh_known_topics();
 	end_xact();
@@ -560,7 +558,7 @@ worker_round(void)
 	}
 	txmq_reclaim_storage();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (n == WORKER_BATCH || more_expired || more_events)
+	if (n == WORKER_BATCH || more_expired)
 		return 0;
 	now = GetCurrentTimestamp();
 	if (next_due <= now)

@@ -250,9 +250,7 @@ SELECT
   + (SELECT count(*) FROM consumed_lease c WHERE NOT EXISTS
 	(SELECT 1 FROM sent s WHERE s.msg_id = c.msg_id AND s.pid = c.pid))
   + (SELECT count(*) FROM txmq.msg m WHERE NOT EXISTS
-	(SELECT 1 FROM sent s WHERE s.msg_id = m.msg_id AND s.pid = (coalesce(m.payload,
-	  (SELECT e.payload FROM txmq.event e JOIN txmq.subscription su USING (topic_id)
-		WHERE su.sub_id = m.sub_id AND e.msg_id = m.msg_id))->>'p')::bigint)))
+	(SELECT 1 FROM sent s WHERE s.msg_id = m.msg_id AND s.pid = (m.payload->>'p')::bigint)))
  || ' phantom, ' ||
  (SELECT count(*) FROM (SELECT msg_id FROM consumed GROUP BY msg_id HAVING count(*) > 1) d)
  || ' duplicated, ' ||

@@ -74,7 +74,7 @@ is($node->safe_psql('old', q{
 	SELECT 'ok'}), "\n\nok", 'and they work when made again');
 is($node->safe_psql('old',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'txmq'}),
-	'0.6', 'updated to 0.6');
+	'0.5', 'updated to 0.5');
 is($node->safe_psql('old', $census), $before, 'the update keeps every message');
 
 # the same objects, definitions, privileges and dump registrations as a
@@ -157,28 +157,15 @@ is($node->safe_psql('old', q{
 	SELECT expired FROM txmq.stats WHERE subscription = 'b';
 	SELECT txmq.alter_subscription('up_t', 'b', retention => '0');
 }), "\n1 day\n0\n", 'retention after the update');
-my $queued = $node->safe_psql('old', 'SELECT count(*) FROM txmq.msg');
-# 0.6: a send to a topic with two subscriptions is stored once, and each
-# receives it whole (so is the half message committed above); the
-# messages queued before keep their own payloads
-is($node->safe_psql('old', q{
-	SELECT count(*) FILTER (WHERE payload IS NULL) FROM txmq.msg;
-	SELECT txmq.send('up_t', '{"after": 6}') > 0;
-	SELECT count(*) FROM txmq.event;
-	SELECT count(*) || ' ' || count(*) FILTER (WHERE payload IS NULL) FROM txmq.msg;
-	SELECT payload FROM txmq.peek('up_t', 'a', 100) WHERE payload ? 'after';
-	SELECT payload FROM txmq.peek('up_t', 'b', 100) WHERE payload ? 'after';
-}), "2\nt\n2\n" . ($queued + 2) . qq{ 4\n{"after": 6}\n{"after": 6}},
-	'a fan-out send after the update is stored once');
 is($node->safe_psql('old', q{SELECT txmq.redrive('up_t', 'a')}), '1',
 	'redrive after the update');
 is($node->safe_psql('old', q{
 	WITH r AS (SELECT msg_id FROM txmq.receive('up_t', 'a', 100))
 	SELECT count(*) || ' received, ' || count(*) FILTER (WHERE txmq.ack('up_t', 'a', msg_id)) || ' acked' FROM r}),
-	'8 received, 8 acked', 'subscription a: its 5 ready, the redriven, the committed half and the one sent after the update');
+	'7 received, 7 acked', 'subscription a: its 5 ready, the redriven and the committed half');
 is($node->safe_psql('old', q{
-	SELECT count(*) FROM txmq.receive('up_t', 'b', 100)}), '7',
-	'subscription b: its 5 ready, the committed half and the one sent after the update');
+	SELECT count(*) FROM txmq.receive('up_t', 'b', 100)}), '6',
+	'subscription b: its 5 ready and the committed half');
 
 # an installation still on 0.1 gets a clear error from what 0.2 removed
 $node->safe_psql('postgres', q{CREATE EXTENSION txmq VERSION '0.1'});
